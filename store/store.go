@@ -1,0 +1,123 @@
+// Package store defines Foundry's durable records — captured calls, feedback,
+// API keys, datasets — and the Store interface that the sqlite and postgres
+// packages implement. Everything above the store (gateway, dataset, train,
+// eval, route, econ) talks to this interface, never to a driver.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned when a looked-up row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Record is one captured API call: what was asked, what came back, and what it cost.
+// Streams are stored reassembled into one response body.
+type Record struct {
+	ID        string    // request id, also returned to the client as X-Request-Id
+	CreatedAt time.Time // when the request arrived (UTC)
+	Project   string    // project of the virtual key; "" for the admin key / no auth
+	KeyID     string    // id of the virtual key used; "" when none
+	Endpoint  string    // "chat.completions", "embeddings", ...
+	Route     string    // the model name the app asked for (a route or alias)
+	Provider  string    // provider that finally answered (or failed): "openai", "anthropic", "engine", ...
+	Model     string    // upstream model name actually called
+	Stream    bool
+	Status    int    // HTTP status returned to the client
+	Error     string // error message when Status >= 400 or the stream broke
+	Request   json.RawMessage
+	Response  json.RawMessage // full response body; for streams, the reassembled completion
+
+	Latency time.Duration // request arrival to last byte
+	TTFT    time.Duration // time to first token (streams) or to first byte
+
+	PromptTokens     int
+	CompletionTokens int
+	UsageEstimated   bool    // true when tokens were counted locally, not reported by upstream
+	CostUSD          float64 // from the price table; 0 when unknown
+
+	User     string            // the request's "user" field
+	Tags     []string          // X-Foundry-Tags
+	Metadata map[string]string // X-Foundry-Metadata and the body's "metadata"
+	ParentID string            // links a shadow/escalation call to the call it came from
+	Attempts int               // upstream attempts, retries and fallbacks included
+}
+
+// Feedback is a user's judgement of one captured call.
+type Feedback struct {
+	RequestID string
+	Score     *float64 // any scale the app uses; curation filters on it
+	Label     string
+	Comment   string
+	CreatedAt time.Time
+}
+
+// Key is a virtual API key. Only the hash of the secret is stored.
+type Key struct {
+	ID         string
+	Name       string
+	Project    string
+	Prefix     string // first characters of the secret, to recognise it in lists
+	Hash       string // hex sha256 of the full secret
+	CreatedAt  time.Time
+	RevokedAt  *time.Time
+	LastUsedAt *time.Time
+}
+
+// Query selects captured records. Zero fields do not filter.
+type Query struct {
+	Since, Until time.Time // CreatedAt in [Since, Until)
+	Project      string
+	Routes       []string
+	Models       []string
+	Providers    []string
+	Tags         []string // records carrying all of these tags
+	Metadata     map[string]string
+	Status       string // "ok" (2xx), "error" (>= 400), or a numeric code such as "429"
+	HasFeedback  *bool
+	MinScore     *float64 // feedback score >= MinScore
+	User         string
+	Cursor       string // opaque, from Page.NextCursor
+	Limit        int    // page size; 0 means 50, capped at 1000
+}
+
+// Page is one page of records, newest first.
+type Page struct {
+	Records    []RecordWithFeedback
+	NextCursor string // "" when there are no more
+}
+
+// RecordWithFeedback is a record joined with its latest feedback, if any.
+type RecordWithFeedback struct {
+	Record
+	Feedback *Feedback
+}
+
+// Store is Foundry's storage. Implementations must be safe for concurrent use.
+type Store interface {
+	// InsertRecords writes captured calls in one batch. Inserting an ID that
+	// already exists is not an error and keeps the first copy (replays are idempotent).
+	InsertRecords(ctx context.Context, recs []Record) error
+	GetRecord(ctx context.Context, id string) (RecordWithFeedback, error)
+	ListRecords(ctx context.Context, q Query) (Page, error)
+	// ScanRecords streams every record matching q (Cursor and Limit ignored),
+	// oldest first, without holding them all in memory.
+	ScanRecords(ctx context.Context, q Query, fn func(RecordWithFeedback) error) error
+	CountRecords(ctx context.Context, q Query) (int64, error)
+	// DeleteRecordsBefore applies retention; it returns how many were removed.
+	DeleteRecordsBefore(ctx context.Context, t time.Time) (int64, error)
+
+	// AddFeedback stores feedback; ErrNotFound when the request id is unknown.
+	AddFeedback(ctx context.Context, f Feedback) error
+
+	CreateKey(ctx context.Context, k Key) error
+	KeyByHash(ctx context.Context, hash string) (Key, error)
+	ListKeys(ctx context.Context, project string) ([]Key, error)
+	RevokeKey(ctx context.Context, id string) error
+	TouchKey(ctx context.Context, id string, at time.Time) error
+
+	Close() error
+}
