@@ -362,4 +362,3 @@ func writeOpenAIError(w http.ResponseWriter, f Fault) {
 	}
 	api.WriteError(w, &api.Error{Status: f.Status, Message: msg, Type: typ})
 }
-
