@@ -35,7 +35,10 @@ type Call struct {
 	Attempts int
 
 	// What came back. For streams, ChatResponse is reassembled from the chunks.
-	ChatResponse      *api.ChatResponse
+	ChatResponse *api.ChatResponse
+	// ResponseBody is the exact body sent to a non-streaming client, when the
+	// gateway has it (saves capture a re-encode).
+	ResponseBody      []byte
 	EmbeddingResponse *api.EmbeddingResponse
 	Status            int   // HTTP status sent to the client
 	Err               error // why it failed (also for a stream broken after it began)
