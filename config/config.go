@@ -36,6 +36,8 @@ type Config struct {
 
 	Limits  Limits  `yaml:"limits"`
 	Capture Capture `yaml:"capture"`
+	// Retention deletes captured calls older than this (checked hourly); 0 keeps everything.
+	Retention time.Duration `yaml:"retention"`
 }
 
 // Provider is one upstream.
