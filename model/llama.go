@@ -28,8 +28,8 @@ type Options struct {
 // Cache is a KV cache the forward pass reads and extends: K[l] and V[l] are
 // [slots, maxSeq, kvHeads, headDim]; Forward replaces them with the updated nodes.
 //
-// Prefill (Slot != nil): tokens are [1, L]; their keys and values are written
-// at [Slot, 0:L) and attention is causal within the prompt.
+// Prefill (Slot != nil): tokens are [1, L] with L ≤ maxSeq; their keys and
+// values are written at [Slot, 0:L) and attention is causal within the prompt.
 // Decode (Slot == nil): tokens are [slots, 1]; each slot's key and value are
 // written at its position where Active is true, and each slot attends to
 // cache positions ≤ its own position.
@@ -122,8 +122,8 @@ func (b block) attention(x, cos, sin, positions *Node, cache *Cache) *Node {
 	case cache == nil || cache.Slot != nil: // causal within this sequence
 		mask = GreaterOrEqual(Iota(g, shapeI32(batch, seq, seq), 1), Iota(g, shapeI32(batch, seq, seq), 2))
 		if cache != nil {
-			cache.K[b.layer] = DynamicUpdateSlice(cache.K[b.layer], k, slotIndex(cache.Slot))
-			cache.V[b.layer] = DynamicUpdateSlice(cache.V[b.layer], v, slotIndex(cache.Slot))
+			cache.K[b.layer] = writeSlot(cache.K[b.layer], k, cache.Slot)
+			cache.V[b.layer] = writeSlot(cache.V[b.layer], v, cache.Slot)
 		}
 	default: // decode: write each active slot's key/value at its position, attend to the cache
 		maxSeq := cache.K[b.layer].Shape().Dim(1)
@@ -151,10 +151,22 @@ func (b block) attention(x, cos, sin, positions *Node, cache *Cache) *Node {
 	return b.linear(a, out, c.HiddenSize, c.OBias, nn.O)
 }
 
-// slotIndex is the DynamicUpdateSlice start [slot, 0, 0, 0] of a cache write.
-func slotIndex(slot *Node) []*Node {
-	zero := ScalarZero(slot.Graph(), slot.DType())
-	return []*Node{slot, zero, zero, zero}
+// writeSlot returns cache [slots, maxSeq, kvHeads, headDim] with rows
+// [slot, 0:L) replaced by x [1, L, kvHeads, headDim]. It selects with Where
+// rather than DynamicUpdateSlice, which the simplego backend lacks.
+func writeSlot(cache, x, slot *Node) *Node {
+	g := x.Graph()
+	dims := cache.Shape().Dimensions
+	slots, maxSeq, seq := dims[0], dims[1], x.Shape().Dim(1)
+	if seq < maxSeq {
+		x = Concatenate([]*Node{x, Zeros(g, shapes.Make(x.DType(), 1, maxSeq-seq, dims[2], dims[3]))}, 1)
+	}
+	rows, cols := Iota(g, shapeI32(slots, maxSeq), 0), Iota(g, shapeI32(slots, maxSeq), 1)
+	write := LogicalAnd(
+		Equal(rows, BroadcastToDims(ConvertDType(slot, dtypes.Int32), slots, maxSeq)),
+		LessThan(cols, BroadcastToDims(Const(g, int32(seq)), slots, maxSeq)))
+	write = BroadcastToDims(Reshape(write, slots, maxSeq, 1, 1), dims...)
+	return Where(write, BroadcastToDims(x, dims...), cache)
 }
 
 // shapeI32 is an int32 shape, for Iota masks.

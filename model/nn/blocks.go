@@ -82,9 +82,9 @@ func Rotary(positions *graph.Node, invFreq []float64, scale float64, dtype dtype
 	for i, v := range invFreq {
 		f[i] = float32(v)
 	}
-	inv := graph.Reshape(graph.Const(g, f), 1, 1, len(f))                                                      // [D/2]
+	inv := graph.Reshape(graph.Const(g, f), 1, 1, len(f))                                        // [D/2]
 	freqs := graph.Mul(graph.InsertAxes(graph.ConvertDType(positions, dtypes.Float32), -1), inv) // [B, T, D/2]
-	emb := graph.Concatenate([]*graph.Node{freqs, freqs}, -1)                            // [B, T, D]
+	emb := graph.Concatenate([]*graph.Node{freqs, freqs}, -1)                                    // [B, T, D]
 	cos, sin = graph.Cos(emb), graph.Sin(emb)
 	if scale != 1 {
 		cos, sin = graph.MulScalar(cos, scale), graph.MulScalar(sin, scale)
