@@ -150,6 +150,9 @@ type Anthropic struct {
 	seq    atomic.Int64
 	// APIKey, when set, is required as x-api-key (401 authentication_error otherwise).
 	APIKey string
+	// ModelsPerPage, when > 0, caps GET /v1/models pages below the client's
+	// limit, so that clients must follow has_more / after_id.
+	ModelsPerPage int
 }
 
 // NewAnthropic starts a fake Anthropic server on 127.0.0.1. With t non-nil
@@ -236,6 +239,9 @@ func (a *Anthropic) listModels(w http.ResponseWriter, r *http.Request) {
 	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
 	if limit <= 0 || limit > 1000 {
 		limit = 20
+	}
+	if a.ModelsPerPage > 0 {
+		limit = min(limit, a.ModelsPerPage)
 	}
 	start := 0
 	if after := r.URL.Query().Get("after_id"); after != "" {

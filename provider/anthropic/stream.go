@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 
 	"github.com/foundryhq/foundry/api"
@@ -233,7 +234,12 @@ func (s *stream) Next() (*api.ChatChunk, error) {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return nil, &provider.UpstreamError{Provider: s.name, Message: "stream broke before message_stop: " + err.Error(), Err: err}
+			ue := &provider.UpstreamError{Provider: s.name, Message: "stream broke before message_stop: " + err.Error(), Err: err}
+			var ne net.Error
+			if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+				ue.Timeout = true
+			}
+			return nil, ue
 		}
 		chunks, err := s.tr.event(ev.Name, ev.Data)
 		if err != nil {
