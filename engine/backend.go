@@ -19,7 +19,8 @@ import (
 
 // BackendOptions choose the backend. The zero value picks automatically.
 type BackendOptions struct {
-	// Config forces a backend: "go" (pure Go), "xla:cuda" or "xla:cpu" (a PJRT
+	// Config forces a backend: "go" (pure Go; "go:OPTIONS" passes simplego's
+	// options, e.g. "go:ops_sequential"), "xla:cuda" or "xla:cpu" (a PJRT
 	// plugin). Empty: $GOMLX_BACKEND if set, else XLA when a PJRT plugin is
 	// found (in $PJRT_PLUGIN_LIBRARY_PATH or GoMLX's install directories),
 	// preferring cuda, else "go".
@@ -67,8 +68,7 @@ func NewBackend(ctx context.Context, opts BackendOptions) (*Backend, error) {
 	)
 	switch name {
 	case simplego.BackendName, "simplego":
-		config = simplego.BackendName
-		b, err = simplego.New("")
+		b, err = simplego.New(plugin) // e.g. "go:ops_sequential"
 	case "xla", "stablehlo", "hlo", "shlo":
 		b, err = newXLA(plugin)
 	default:

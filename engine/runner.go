@@ -148,7 +148,7 @@ type ContextError struct {
 }
 
 func (e *ContextError) Error() string {
-	return fmt.Sprintf("prompt is %d tokens but the engine's context holds %d (prompt and completion together); shorten the prompt, or raise the engine's max context (up to the model's max_position_embeddings)", e.Tokens, e.Limit)
+	return fmt.Sprintf("prompt is %d tokens but the engine's context holds %d tokens, prompt and completion together (so at most %d prompt tokens); shorten the prompt, or raise the engine's max context (up to the model's max_position_embeddings)", e.Tokens, e.Limit, e.Limit-1)
 }
 
 func (r *Runner) cacheVars(ctx *mlctx.Context, scope string) []*mlctx.Variable {
@@ -230,6 +230,10 @@ func (r *Runner) checkIDs(ids []int32) error {
 	return nil
 }
 
+// Prefill and Decode errors from running the graph (not from checking their
+// arguments) leave every slot's cache cleared: callers must restart all the
+// sequences in flight.
+
 // Prefill writes the prompt ids into slot's cache rows 0..len(ids)-1 and
 // returns the next-token logits after the last prompt token. The slot's
 // earlier contents are overwritten (rows past the prompt are masked out).
@@ -253,6 +257,7 @@ func (r *Runner) Prefill(slot int, ids []int32) ([]float32, error) {
 	defer r.mu.Unlock()
 	out, err := execute(r.prefill, [][]int32{tokens}, int32(slot), int32(len(ids)))
 	if err != nil {
+		r.resetCache()
 		return nil, fmt.Errorf("prefill %d tokens (bucket %d): %w", len(ids), b, err)
 	}
 	return flat(out)
@@ -281,6 +286,7 @@ func (r *Runner) Decode(tokens, positions []int32, active []bool) ([][]float32, 
 	defer r.mu.Unlock()
 	out, err := execute(r.decode, col, slices.Clone(positions), slices.Clone(active))
 	if err != nil {
+		r.resetCache()
 		return nil, fmt.Errorf("decode step: %w", err)
 	}
 	data, err := flat(out)
@@ -326,6 +332,16 @@ func (r *Runner) Logits(ids []int32) ([][]float32, error) {
 		rows[i] = data[i*v : (i+1)*v : (i+1)*v]
 	}
 	return rows, nil
+}
+
+// resetCache gives every cache variable a fresh zero value: a failed
+// execution may have consumed (donated) the old buffers.
+func (r *Runner) resetCache() {
+	for _, scope := range []string{cacheKScope, cacheVScope} {
+		for _, v := range r.cacheVars(r.ctx, scope) {
+			_ = v.SetValue(tensors.FromShape(v.Shape()))
+		}
+	}
 }
 
 // execute runs e, turning a panic while building or running the graph into an error.
