@@ -78,13 +78,12 @@ type Provider struct {
 	total     time.Duration
 	client    *http.Client
 	log       *slog.Logger
-	now       func() time.Time
 }
 
 // New returns a provider for opts.
 func New(opts Options) *Provider {
 	p := &Provider{name: opts.Name, base: strings.TrimRight(opts.BaseURL, "/"), apiKey: opts.APIKey, version: opts.Version,
-		headers: opts.Headers, maxTokens: opts.DefaultMaxTokens, total: opts.TotalTimeout, client: opts.Client, log: opts.Logger, now: time.Now}
+		headers: opts.Headers, maxTokens: opts.DefaultMaxTokens, total: opts.TotalTimeout, client: opts.Client, log: opts.Logger}
 	if p.name == "" {
 		p.name = "anthropic"
 	}
@@ -139,7 +138,7 @@ func (p *Provider) Chat(ctx context.Context, req *api.ChatRequest) (*api.ChatRes
 	if err := p.roundTrip(ctx, http.MethodPost, "/v1/messages", mr, &out); err != nil {
 		return nil, err
 	}
-	return toChatResponse(&out, p.now().Unix()), nil
+	return toChatResponse(&out, time.Now().Unix()), nil
 }
 
 // ChatStream starts a streaming chat completion.
@@ -153,7 +152,7 @@ func (p *Provider) ChatStream(ctx context.Context, req *api.ChatRequest) (provid
 	if err != nil {
 		return nil, err
 	}
-	return newStream(ctx, p.name, resp.Body, cancel, p.now().Unix()), nil
+	return newStream(ctx, p.name, resp.Body, cancel, time.Now().Unix()), nil
 }
 
 // Embeddings is not offered by Anthropic.

@@ -392,6 +392,9 @@ func assistantBlocks(m api.Message) ([]block, error) {
 			}
 		}
 	}
+	if len(out) == 0 && m.Refusal != nil && *m.Refusal != "" {
+		out = append(out, block{Type: "text", Text: *m.Refusal})
+	}
 	for k, tc := range m.ToolCalls {
 		if tc.ID == "" || tc.Function.Name == "" {
 			return nil, fmt.Errorf("tool_calls[%d] needs an 'id' and a 'function.name'", k)
