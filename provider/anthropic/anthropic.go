@@ -152,7 +152,17 @@ func (p *Provider) ChatStream(ctx context.Context, req *api.ChatRequest) (provid
 	if err != nil {
 		return nil, err
 	}
-	return newStream(ctx, p.name, resp.Body, cancel, time.Now().Unix()), nil
+	s := newStream(ctx, p.name, resp.Body, cancel, time.Now().Unix())
+	// Read up to the first chunk, so that an error event sent right after the
+	// 200 (overloaded_error is common) is returned here, where the gateway
+	// can still retry or fall back.
+	first, err := s.Next()
+	if err != nil && err != io.EOF {
+		s.Close()
+		return nil, err
+	}
+	s.unread(first)
+	return s, nil
 }
 
 // Embeddings is not offered by Anthropic.

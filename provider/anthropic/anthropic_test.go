@@ -414,6 +414,19 @@ func TestMidStreamErrorEvent(t *testing.T) {
 	}
 }
 
+func TestErrorEventBeforeFirstChunkFailsChatStream(t *testing.T) {
+	up, p := fake(t, anthropic.Options{})
+	up.OnMessages(func(*upstreamtest.AnthropicRequest) upstreamtest.AnthropicReply {
+		return upstreamtest.AnthropicReply{Text: "x", StreamErrorAfter: 0,
+			StreamError: &upstreamtest.AnthropicError{Type: "overloaded_error", Message: "Overloaded"}}
+	})
+	s, err := p.ChatStream(context.Background(), parseReq(t, `{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"go"}]}`))
+	var ue *provider.UpstreamError
+	if s != nil || !errors.As(err, &ue) || ue.Status != 529 || !ue.Retryable() {
+		t.Fatalf("ChatStream = %v, %#v; want a retryable 529 before any chunk", s, err)
+	}
+}
+
 func TestMidStreamDisconnect(t *testing.T) {
 	up, p := fake(t, anthropic.Options{})
 	up.Fail(upstreamtest.Fault{DisconnectAfter: 4})

@@ -41,7 +41,6 @@ type translator struct {
 	id       string
 	model    string
 	usage    usage
-	started  bool
 	finished bool               // message_stop seen
 	tools    map[int]*toolState // content block index → tool call
 	nTools   int
@@ -69,7 +68,6 @@ func (t *translator) event(name string, data []byte) ([]*api.ChatChunk, error) {
 			t.id, t.model = ev.Message.ID, ev.Message.Model
 			t.usage = ev.Message.Usage
 		}
-		t.started = true
 		return []*api.ChatChunk{t.chunk(api.Delta{Role: "assistant"}, nil)}, nil
 	case "content_block_start":
 		b := ev.ContentBlock
@@ -250,6 +248,13 @@ func (s *stream) Next() (*api.ChatChunk, error) {
 		if s.tr.finished {
 			s.done = true
 		}
+	}
+}
+
+// unread puts c back in front of the pending chunks (nil: nothing).
+func (s *stream) unread(c *api.ChatChunk) {
+	if c != nil {
+		s.pending = append([]*api.ChatChunk{c}, s.pending...)
 	}
 }
 
