@@ -85,7 +85,9 @@ func (t *trie) longest(s string, i int, parseSpecial bool) *addedToken {
 	return best
 }
 
-func isWordRune(r rune) bool { return r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r) }
+func isWordRune(r rune) bool {
+	return r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r)
+}
 
 func singleWordOK(s string, start, end int) bool {
 	if start > 0 {

@@ -1,0 +1,151 @@
+package tokenizer
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// tinyByteLevel is a hand-made byte-level BPE tokenizer: every byte is a
+// token (GPT-2 mapping) and a few merges build "he", "ll", "hell", "hello"
+// and "Ġw" (space + w).
+func tinyByteLevel(t *testing.T, extra string) *Tokenizer {
+	t.Helper()
+	var vocab []string
+	for b := 0; b < 256; b++ {
+		vocab = append(vocab, string(byteToRune[b]))
+	}
+	vocab = append(vocab, "he", "ll", "hell", "hello", "Ġw")
+	var sb strings.Builder
+	sb.WriteString(`{"added_tokens":[{"id":261,"content":"<|end|>","special":true,"normalized":false},{"id":262,"content":"<tool>","special":false,"normalized":false}],
+"normalizer":null,"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"use_regex":true},
+"post_processor":{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"<|end|>","type_id":0}},{"Sequence":{"id":"A","type_id":0}}],"special_tokens":{"<|end|>":{"id":"<|end|>","ids":[261],"tokens":["<|end|>"]}}},
+"decoder":{"type":"ByteLevel"},"model":{"type":"BPE","merges":["h e","l l","he ll",["hell","o"],"Ġ w"],"vocab":{`)
+	for i, v := range vocab {
+		if i > 0 {
+			sb.WriteString(",")
+		}
+		sb.WriteString(quote(v) + ":" + itoa(i))
+	}
+	sb.WriteString(`}}` + extra + `}`)
+	tok, err := New([]byte(sb.String()), []byte(`{"eos_token":"<|end|>","bos_token":{"content":"<|end|>"},"chat_template":[{"name":"default","template":"D"},{"name":"tool_use","template":"T"}]}`), []byte(`{"eos_token_id":[261,262]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func quote(s string) string {
+	b, _ := jsonMarshal(s)
+	return string(b)
+}
+
+func TestTinyByteLevel(t *testing.T) {
+	tok := tinyByteLevel(t, "")
+	ids := tok.Encode("hello world<|end|><tool>", EncodeOptions{AddSpecial: true})
+	got := toks(tok, ids)
+	if !slices.Equal(got, []string{"<|end|>", "hello", "Ġw", "o", "r", "l", "d", "<|end|>", "<tool>"}) {
+		t.Fatalf("tokens = %q", got)
+	}
+	if s := tok.Decode(ids, true); s != "hello world<tool>" {
+		t.Fatalf("Decode(skip special) = %q", s)
+	}
+	// SplitSpecial: <|end|> is text, the non-special <tool> still matches.
+	got = toks(tok, tok.Encode("<|end|><tool>", EncodeOptions{SplitSpecial: true}))
+	if slices.Contains(got, "<|end|>") || !slices.Contains(got, "<tool>") {
+		t.Fatalf("SplitSpecial tokens = %q", got)
+	}
+	if id, ok := tok.EOS(); !ok || id != 261 {
+		t.Fatalf("EOS = %d, %v", id, ok)
+	}
+	if !slices.Equal(tok.StopIDs(), []int{261, 262}) {
+		t.Fatalf("StopIDs = %v", tok.StopIDs())
+	}
+	if tok.ChatTemplate != "D" || tok.ChatTemplates["tool_use"] != "T" {
+		t.Fatalf("chat templates = %q %v", tok.ChatTemplate, tok.ChatTemplates)
+	}
+	if tok.VocabSize() != 263 {
+		t.Fatalf("VocabSize = %d", tok.VocabSize())
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	for _, tc := range []struct{ name, json, want string }{
+		{"wordpiece", `{"model":{"type":"WordPiece","vocab":{}}}`, `"WordPiece" is not supported`},
+		{"unigram", `{"model":{"type":"Unigram","vocab":[]}}`, "Unigram models are not supported"},
+		{"truncated", `{"model":{"type":"BPE","vocab":{"a":0}`, "is the file complete"},
+		{"no model", `{"normalizer":null}`, `no "model" section`},
+		{"bad merge", `{"model":{"type":"BPE","vocab":{"a":0},"merges":["a b"]}}`, "missing from the vocab"},
+		{"bad pre", `{"pre_tokenizer":{"type":"BertPreTokenizer"},"model":{"type":"BPE","vocab":{"a":0},"merges":[]}}`, `"BertPreTokenizer" is not supported`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New([]byte(tc.json), nil, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+	dir := t.TempDir()
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "tokenizer.json") {
+		t.Fatalf("Load(empty dir) err = %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "tokenizer.json"), []byte("{"), 0o644)
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "is the file complete") {
+		t.Fatalf("Load(corrupt) err = %v", err)
+	}
+}
+
+func TestLossyUTF8(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"abc", "abc"},
+		{"a\xe2\x82b", "a\uFFFDb"},             // truncated 3-byte sequence: one U+FFFD
+		{"\xff\xfe", "\uFFFD\uFFFD"},           // two invalid bytes
+		{"\xf0\x9f\x98", "\uFFFD"},             // truncated emoji
+		{"\xed\xa0\x80", "\uFFFD\uFFFD\uFFFD"}, // surrogate: each byte
+	} {
+		if got := lossyUTF8([]byte(tc.in)); got != tc.want {
+			t.Errorf("lossyUTF8(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestSplitBehaviors(t *testing.T) {
+	s := "a-b--c"
+	ms := [][2]int{{1, 2}, {3, 4}, {4, 5}}
+	for _, tc := range []struct {
+		b    splitBehavior
+		want []string
+	}{
+		{removed, []string{"a", "b", "c"}},
+		{isolated, []string{"a", "-", "b", "-", "-", "c"}},
+		{mergedWithPrevious, []string{"a-", "b-", "-", "c"}}, // as Rust: a match after a match stays alone
+		{mergedWithNext, []string{"a", "-b", "-", "-c"}},
+		{contiguous, []string{"a", "-", "b", "--", "c"}},
+	} {
+		got := applyBehavior(s, splitPieces(s, ms, false), tc.b, nil)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("behavior %d: %q, want %q", tc.b, got, tc.want)
+		}
+	}
+}
+
+func TestRegexRuneOffsets(t *testing.T) {
+	// regexp2 reports rune indexes; non-BMP runes must map to the right bytes.
+	re, _ := compileRegex(`\p{L}+|\s+(?!\S)|\s+|[^\s\p{L}]+`)
+	s := "𝔘𝔫 😀👩‍👧 日本  x"
+	var got []string
+	for _, m := range findAll(re, s) {
+		got = append(got, s[m[0]:m[1]])
+	}
+	if strings.Join(got, "") != s || !slices.Contains(got, "日本") || !slices.Contains(got, "😀👩‍👧") {
+		t.Fatalf("pieces = %q", got)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
