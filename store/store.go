@@ -14,6 +14,10 @@ import (
 // ErrNotFound is returned when a looked-up row does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrInvalidQuery is wrapped by the error for a Query a store cannot run: a
+// malformed cursor or an unknown Status. HTTP handlers map it to 400.
+var ErrInvalidQuery = errors.New("invalid query")
+
 // Record is one captured API call: what was asked, what came back, and what it cost.
 // Streams are stored reassembled into one response body.
 type Record struct {
@@ -78,7 +82,7 @@ type Query struct {
 	Metadata     map[string]string
 	Status       string // "ok" (2xx), "error" (>= 400), or a numeric code such as "429"
 	HasFeedback  *bool
-	MinScore     *float64 // feedback score >= MinScore
+	MinScore     *float64 // latest feedback's score >= MinScore
 	User         string
 	Cursor       string // opaque, from Page.NextCursor
 	Limit        int    // page size; 0 means 50, capped at 1000
@@ -97,6 +101,8 @@ type RecordWithFeedback struct {
 }
 
 // Store is Foundry's storage. Implementations must be safe for concurrent use.
+// Times are stored in UTC with microsecond precision (finer digits are
+// truncated); durations round-trip exactly.
 type Store interface {
 	// InsertRecords writes captured calls in one batch. Inserting an ID that
 	// already exists is not an error and keeps the first copy (replays are idempotent).
@@ -114,8 +120,13 @@ type Store interface {
 	AddFeedback(ctx context.Context, f Feedback) error
 
 	CreateKey(ctx context.Context, k Key) error
+	// KeyByHash returns the key, revoked or not (callers check RevokedAt);
+	// ErrNotFound when no key has that hash.
 	KeyByHash(ctx context.Context, hash string) (Key, error)
+	// ListKeys lists a project's keys oldest first; project "" lists every key.
 	ListKeys(ctx context.Context, project string) ([]Key, error)
+	// RevokeKey and TouchKey return ErrNotFound for an unknown id. Revoking
+	// twice keeps the first time; a touch older than the stored one is ignored.
 	RevokeKey(ctx context.Context, id string) error
 	TouchKey(ctx context.Context, id string, at time.Time) error
 

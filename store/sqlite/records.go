@@ -1,0 +1,408 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/foundryhq/foundry/store"
+	"github.com/foundryhq/foundry/store/internal/filter"
+)
+
+const insertRecord = `INSERT INTO records (
+	id, created_at, project, key_id, endpoint, route, provider, model, stream, status, error,
+	request, response, latency_ns, ttft_ns, prompt_tokens, completion_tokens, usage_estimated,
+	cost_usd, end_user, tags, metadata, parent_id, attempts
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO NOTHING`
+
+// InsertRecords writes recs in one transaction with one prepared statement.
+// A record whose ID is already stored (or repeated within recs) is skipped.
+func (db *DB) InsertRecords(ctx context.Context, recs []store.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("insert records: %w", err)
+	}
+	defer tx.Rollback()
+	ins, err := tx.PrepareContext(ctx, insertRecord)
+	if err != nil {
+		return fmt.Errorf("insert records: %w", err)
+	}
+	defer ins.Close()
+	var tag *sql.Stmt
+	for i := range recs {
+		r := &recs[i]
+		tags, meta, err := encodeLabels(r)
+		if err != nil {
+			return fmt.Errorf("insert record %q: %w", r.ID, err)
+		}
+		res, err := ins.ExecContext(ctx,
+			r.ID, micros(r.CreatedAt), r.Project, r.KeyID, r.Endpoint, r.Route, r.Provider, r.Model,
+			r.Stream, r.Status, r.Error, blob(r.Request), blob(r.Response),
+			int64(r.Latency), int64(r.TTFT), r.PromptTokens, r.CompletionTokens, r.UsageEstimated,
+			r.CostUSD, r.User, tags, meta, r.ParentID, r.Attempts)
+		if err != nil {
+			return fmt.Errorf("insert record %q: %w", r.ID, err)
+		}
+		if len(r.Tags) == 0 {
+			continue
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			continue // a duplicate: the first copy keeps its own tags
+		}
+		seq, err := res.LastInsertId()
+		if err != nil {
+			return fmt.Errorf("insert record %q: %w", r.ID, err)
+		}
+		if tag == nil {
+			if tag, err = tx.PrepareContext(ctx, `INSERT OR IGNORE INTO record_tags (tag, record_seq) VALUES (?, ?)`); err != nil {
+				return fmt.Errorf("insert records: %w", err)
+			}
+			defer tag.Close()
+		}
+		for _, t := range r.Tags {
+			if _, err := tag.ExecContext(ctx, t, seq); err != nil {
+				return fmt.Errorf("insert record %q: tag %q: %w", r.ID, t, err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("insert records: %w", err)
+	}
+	return nil
+}
+
+// encodeLabels returns tags and metadata as JSON text, nil when empty.
+func encodeLabels(r *store.Record) (tags, meta any, err error) {
+	if len(r.Tags) > 0 {
+		b, err := json.Marshal(r.Tags)
+		if err != nil {
+			return nil, nil, fmt.Errorf("tags: %w", err)
+		}
+		tags = string(b)
+	}
+	if len(r.Metadata) > 0 {
+		b, err := json.Marshal(r.Metadata)
+		if err != nil {
+			return nil, nil, fmt.Errorf("metadata: %w", err)
+		}
+		meta = string(b)
+	}
+	return tags, meta, nil
+}
+
+// selectRecord reads a record and its latest feedback (f.* NULL when none).
+const selectRecord = `SELECT r.id, r.created_at, r.project, r.key_id, r.endpoint, r.route, r.provider,
+	r.model, r.stream, r.status, r.error, r.request, r.response, r.latency_ns, r.ttft_ns,
+	r.prompt_tokens, r.completion_tokens, r.usage_estimated, r.cost_usd, r.end_user, r.tags,
+	r.metadata, r.parent_id, r.attempts, f.seq, f.score, f.label, f.comment, f.created_at
+FROM records r
+LEFT JOIN feedback f ON f.seq = (SELECT seq FROM feedback WHERE request_id = r.id ORDER BY created_at DESC, seq DESC LIMIT 1)
+`
+
+// GetRecord returns one record with its latest feedback, or store.ErrNotFound.
+func (db *DB) GetRecord(ctx context.Context, id string) (store.RecordWithFeedback, error) {
+	rows, err := db.r.QueryContext(ctx, selectRecord+"WHERE r.id = ?", id)
+	if err != nil {
+		return store.RecordWithFeedback{}, fmt.Errorf("get record %q: %w", id, err)
+	}
+	recs, err := scanRows(rows)
+	if err != nil {
+		return store.RecordWithFeedback{}, fmt.Errorf("get record %q: %w", id, err)
+	}
+	if len(recs) == 0 {
+		return store.RecordWithFeedback{}, fmt.Errorf("get record %q: %w", id, store.ErrNotFound)
+	}
+	return recs[0], nil
+}
+
+// ListRecords returns one page of matching records, newest first.
+func (db *DB) ListRecords(ctx context.Context, q store.Query) (store.Page, error) {
+	w, err := where(q)
+	if err != nil {
+		return store.Page{}, fmt.Errorf("list records: %w", err)
+	}
+	cur, ok, err := filter.Decode(q.Cursor)
+	if err != nil {
+		return store.Page{}, fmt.Errorf("list records: %w", err)
+	}
+	if ok {
+		w.add("(r.created_at, r.id) < (?, ?)", micros(cur.CreatedAt), cur.ID)
+	}
+	limit := filter.Limit(q.Limit)
+	rows, err := db.r.QueryContext(ctx,
+		selectRecord+w.sql()+" ORDER BY r.created_at DESC, r.id DESC LIMIT ?",
+		append(w.args, limit+1)...)
+	if err != nil {
+		return store.Page{}, fmt.Errorf("list records: %w", err)
+	}
+	recs, err := scanRows(rows)
+	if err != nil {
+		return store.Page{}, fmt.Errorf("list records: %w", err)
+	}
+	var page store.Page
+	if len(recs) > limit {
+		recs = recs[:limit]
+		last := recs[limit-1]
+		page.NextCursor = filter.Cursor{CreatedAt: last.CreatedAt, ID: last.ID}.Encode()
+	}
+	page.Records = recs
+	return page, nil
+}
+
+// scanPage is how many records ScanRecords reads per query.
+const scanPage = 256
+
+// ScanRecords calls fn for every matching record, oldest first. It reads
+// scanPage records at a time by keyset and releases the connection before
+// calling fn, so a slow fn holds neither memory nor a read transaction (a
+// long read would keep the WAL from being checkpointed). Records inserted
+// during the scan are seen if they sort after the current position.
+func (db *DB) ScanRecords(ctx context.Context, q store.Query, fn func(store.RecordWithFeedback) error) error {
+	base, err := where(q)
+	if err != nil {
+		return fmt.Errorf("scan records: %w", err)
+	}
+	var after *filter.Cursor
+	for {
+		w := base.clone()
+		if after != nil {
+			w.add("(r.created_at, r.id) > (?, ?)", micros(after.CreatedAt), after.ID)
+		}
+		rows, err := db.r.QueryContext(ctx,
+			selectRecord+w.sql()+" ORDER BY r.created_at, r.id LIMIT ?", append(w.args, scanPage)...)
+		if err != nil {
+			return fmt.Errorf("scan records: %w", err)
+		}
+		recs, err := scanRows(rows)
+		if err != nil {
+			return fmt.Errorf("scan records: %w", err)
+		}
+		for _, r := range recs {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if len(recs) < scanPage {
+			return nil
+		}
+		last := recs[len(recs)-1]
+		after = &filter.Cursor{CreatedAt: last.CreatedAt, ID: last.ID}
+	}
+}
+
+// CountRecords counts matching records.
+func (db *DB) CountRecords(ctx context.Context, q store.Query) (int64, error) {
+	w, err := where(q)
+	if err != nil {
+		return 0, fmt.Errorf("count records: %w", err)
+	}
+	from := "SELECT count(*) FROM records r "
+	if w.feedback {
+		from += "LEFT JOIN feedback f ON f.seq = (SELECT seq FROM feedback WHERE request_id = r.id ORDER BY created_at DESC, seq DESC LIMIT 1) "
+	}
+	var n int64
+	if err := db.r.QueryRowContext(ctx, from+w.sql(), w.args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count records: %w", err)
+	}
+	return n, nil
+}
+
+// deleteChunk bounds one retention transaction, so capture writes interleave
+// with a large delete instead of waiting for all of it.
+const deleteChunk = 5000
+
+// DeleteRecordsBefore removes records created before t, with their tags and
+// feedback (by ON DELETE CASCADE), in chunks of deleteChunk.
+func (db *DB) DeleteRecordsBefore(ctx context.Context, t time.Time) (int64, error) {
+	var total int64
+	for {
+		res, err := db.w.ExecContext(ctx,
+			`DELETE FROM records WHERE seq IN (SELECT seq FROM records WHERE created_at < ? ORDER BY created_at LIMIT ?)`,
+			micros(t), deleteChunk)
+		if err != nil {
+			return total, fmt.Errorf("delete records before %s: %w", t.Format(time.RFC3339), err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("delete records before %s: %w", t.Format(time.RFC3339), err)
+		}
+		total += n
+		if n < deleteChunk {
+			return total, nil
+		}
+	}
+}
+
+// conds is a WHERE clause under construction.
+type conds struct {
+	terms    []string
+	args     []any
+	feedback bool // a term reads the latest feedback, aliased f
+}
+
+func (c *conds) add(term string, args ...any) {
+	c.terms = append(c.terms, term)
+	c.args = append(c.args, args...)
+}
+
+func (c *conds) in(col string, vals []string) {
+	if len(vals) == 0 {
+		return
+	}
+	args := make([]any, len(vals))
+	for i, v := range vals {
+		args[i] = v
+	}
+	c.add(col+" IN (?"+strings.Repeat(", ?", len(vals)-1)+")", args...)
+}
+
+func (c *conds) clone() conds {
+	return conds{terms: slices.Clone(c.terms), args: slices.Clone(c.args), feedback: c.feedback}
+}
+
+func (c *conds) sql() string {
+	if len(c.terms) == 0 {
+		return ""
+	}
+	return "WHERE " + strings.Join(c.terms, " AND ")
+}
+
+// where translates every filter of q except the cursor.
+func where(q store.Query) (conds, error) {
+	var c conds
+	if !q.Since.IsZero() {
+		c.add("r.created_at >= ?", micros(q.Since))
+	}
+	if !q.Until.IsZero() {
+		c.add("r.created_at < ?", micros(q.Until))
+	}
+	if q.Project != "" {
+		c.add("r.project = ? AND r.project <> ''", q.Project)
+	}
+	c.in("r.route", q.Routes)
+	c.in("r.model", q.Models)
+	c.in("r.provider", q.Providers)
+	for _, t := range q.Tags {
+		c.add("r.seq IN (SELECT record_seq FROM record_tags WHERE tag = ?)", t)
+	}
+	for _, k := range sortedKeys(q.Metadata) {
+		c.add("EXISTS (SELECT 1 FROM json_each(r.metadata) WHERE key = ? AND type = 'text' AND value = ?)", k, q.Metadata[k])
+	}
+	lo, hi, ok, err := filter.StatusRange(q.Status)
+	if err != nil {
+		return conds{}, err
+	}
+	if ok {
+		c.add("r.status BETWEEN ? AND ?", lo, hi)
+	}
+	if q.HasFeedback != nil {
+		c.feedback = true
+		if *q.HasFeedback {
+			c.add("f.seq IS NOT NULL")
+		} else {
+			c.add("f.seq IS NULL")
+		}
+	}
+	if q.MinScore != nil {
+		c.feedback = true
+		c.add("f.score >= ?", *q.MinScore)
+	}
+	if q.User != "" {
+		c.add("r.end_user = ? AND r.end_user <> ''", q.User)
+	}
+	return c, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// scanRows reads every row of selectRecord and closes rows.
+func scanRows(rows *sql.Rows) ([]store.RecordWithFeedback, error) {
+	defer rows.Close()
+	var out []store.RecordWithFeedback
+	for rows.Next() {
+		var (
+			r                 store.RecordWithFeedback
+			created           int64
+			latency, ttft     int64
+			tags, meta        sql.NullString
+			fSeq, fCreated    sql.NullInt64
+			fScore            sql.NullFloat64
+			fLabel, fComment  sql.NullString
+			request, response []byte
+		)
+		err := rows.Scan(&r.ID, &created, &r.Project, &r.KeyID, &r.Endpoint, &r.Route, &r.Provider,
+			&r.Model, &r.Stream, &r.Status, &r.Error, &request, &response, &latency, &ttft,
+			&r.PromptTokens, &r.CompletionTokens, &r.UsageEstimated, &r.CostUSD, &r.User, &tags,
+			&meta, &r.ParentID, &r.Attempts, &fSeq, &fScore, &fLabel, &fComment, &fCreated)
+		if err != nil {
+			return nil, fmt.Errorf("scan record: %w", err)
+		}
+		r.CreatedAt = fromMicros(created)
+		r.Latency, r.TTFT = time.Duration(latency), time.Duration(ttft)
+		if len(request) > 0 {
+			r.Request = request
+		}
+		if len(response) > 0 {
+			r.Response = response
+		}
+		if tags.Valid {
+			if err := json.Unmarshal([]byte(tags.String), &r.Tags); err != nil {
+				return nil, fmt.Errorf("record %q: tags: %w", r.ID, err)
+			}
+		}
+		if meta.Valid {
+			if err := json.Unmarshal([]byte(meta.String), &r.Metadata); err != nil {
+				return nil, fmt.Errorf("record %q: metadata: %w", r.ID, err)
+			}
+		}
+		if fSeq.Valid {
+			f := &store.Feedback{RequestID: r.ID, Label: fLabel.String, Comment: fComment.String, CreatedAt: fromMicros(fCreated.Int64)}
+			if fScore.Valid {
+				f.Score = &fScore.Float64
+			}
+			r.Feedback = f
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read records: %w", err)
+	}
+	return out, nil
+}
+
+// micros is how times are stored: unix microseconds, UTC.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// blob stores an empty body as NULL.
+func blob(b json.RawMessage) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return []byte(b)
+}
+
+// errNoRows maps sql.ErrNoRows to store.ErrNotFound.
+func errNoRows(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	return err
+}
