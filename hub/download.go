@@ -106,7 +106,7 @@ func (c *Client) fetchBlob(ctx context.Context, repo, file string, m FileMeta, p
 	inc := blob + ".incomplete"
 	counted := int64(0) // bytes of this file already reported to p
 	for attempt := 0; ; {
-		n, err := c.fetchOnce(ctx, file, m, inc, p, &counted)
+		n, err := c.fetchOnce(ctx, repo, file, m, inc, p, &counted)
 		if err == nil {
 			break
 		}
@@ -137,7 +137,7 @@ func (c *Client) fetchBlob(ctx context.Context, repo, file string, m FileMeta, p
 
 // fetchOnce makes one GET, appending to the partial file from where it
 // stopped. It returns how many new bytes it wrote.
-func (c *Client) fetchOnce(ctx context.Context, file string, m FileMeta, inc string, p *progress, counted *int64) (int64, error) {
+func (c *Client) fetchOnce(ctx context.Context, repo, file string, m FileMeta, inc string, p *progress, counted *int64) (int64, error) {
 	f, err := os.OpenFile(inc, os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		return 0, fmt.Errorf("open partial file: %w", err)
@@ -191,8 +191,11 @@ func (c *Client) fetchOnce(ctx context.Context, file string, m FileMeta, inc str
 	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
 		restart()
 		return 0, fmt.Errorf("%w: the server refused to resume at byte %d", errRestart, have)
+	case !c.sameHost(resp.Request.URL) && (resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized):
+		// A presigned CDN link that expired or was refused: not the user's token.
+		return 0, fmt.Errorf("the download server %s refused the link for %s (HTTP %d; it may have expired): run the pull again to get a fresh link and resume", resp.Request.URL.Host, file, resp.StatusCode)
 	default:
-		return 0, c.statusError(resp, request{method: http.MethodGet, url: m.Location, file: file})
+		return 0, c.statusError(resp, request{method: http.MethodGet, url: m.Location, repo: repo, file: file})
 	}
 	if _, err := f.Seek(have, io.SeekStart); err != nil {
 		return 0, err
@@ -202,6 +205,9 @@ func (c *Client) fetchOnce(ctx context.Context, file string, m FileMeta, inc str
 		*counted += int64(k)
 	}})
 	if err != nil {
+		if ctx.Err() != nil {
+			return n, fmt.Errorf("interrupted after %d bytes (the next pull resumes from there): %w", have+n, ctx.Err())
+		}
 		return n, fmt.Errorf("connection dropped after %d bytes: %w", have+n, err)
 	}
 	if err := f.Sync(); err != nil {

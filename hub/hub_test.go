@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -619,6 +620,13 @@ func TestConcurrentPullsShareTheCache(t *testing.T) {
 			t.Fatalf("left %s", e)
 		}
 	}
+	// The blob locks let exactly one pull download each file.
+	if n := f.hub.Count("cdn", "GET", ""); n != 1 {
+		t.Errorf("the weights were downloaded %d times by concurrent pulls, want 1", n)
+	}
+	if n := f.hub.Count("hub", "GET", "/resolve/"); n != len(wantDefault)-1 {
+		t.Errorf("small files were downloaded %d times, want %d", n, len(wantDefault)-1)
+	}
 }
 
 func TestFilters(t *testing.T) {
@@ -759,5 +767,71 @@ func TestUnreachableHubFallsBackToCache(t *testing.T) {
 	_, err := c.Snapshot(context.Background(), "org/other", "main")
 	if err == nil || !strings.Contains(err.Error(), "cannot reach") || !strings.Contains(err.Error(), "HF_HUB_OFFLINE") {
 		t.Fatalf("hub down, not cached: %v", err)
+	}
+}
+
+func TestPartialFilesThatCannotBeResumed(t *testing.T) {
+	data := modelFiles()["model.safetensors"]
+	cases := []struct {
+		name    string
+		partial []byte
+		fault   hubtest.Fault
+	}{
+		{"server ignores Range", data[:5000], hubtest.Fault{IgnoreRange: true}},
+		{"partial longer than the file", append(bytes.Clone(data), 1, 2, 3), hubtest.Fault{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.hub.Fail("model.safetensors", tc.fault)
+			blobs := filepath.Join(f.cache, "models--org--tiny", "blobs")
+			must(t, os.MkdirAll(blobs, 0o755))
+			must(t, os.WriteFile(filepath.Join(blobs, hubtest.SHA256(data)+".incomplete"), tc.partial, 0o644))
+			var last int64
+			c := f.client(t, func(o *hub.Options) {
+				o.Include = []string{"model.safetensors"}
+				o.OnProgress = func(d, _ int64) { last = d }
+			})
+			dir := snapshot(t, c, repoID, "main")
+			if got, _ := os.ReadFile(filepath.Join(dir, "model.safetensors")); !bytes.Equal(got, data) {
+				t.Fatal("file differs")
+			}
+			if last != int64(len(data)) {
+				t.Fatalf("progress ended at %d, want %d", last, len(data))
+			}
+		})
+	}
+}
+
+func TestCancelledPullResumesNextTime(t *testing.T) {
+	f := newFixture(t)
+	data := f.files["model.safetensors"]
+	f.hub.Fail("model.safetensors", hubtest.Fault{StallAfter: 100_000})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := f.client(t, func(o *hub.Options) {
+		o.Include = []string{"model.safetensors"}
+		o.OnProgress = func(d, _ int64) {
+			if d >= 50_000 {
+				cancel() // like Ctrl-C in the middle of the download
+			}
+		}
+	})
+	if _, err := c.Snapshot(ctx, repoID, "main"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled pull: %v", err)
+	}
+	inc := filepath.Join(f.cache, "models--org--tiny", "blobs", hubtest.SHA256(data)+".incomplete")
+	st, err := os.Stat(inc)
+	if err != nil || st.Size() == 0 || st.Size() >= int64(len(data)) {
+		t.Fatalf("partial file after cancel: %v %v", st, err)
+	}
+	f.hub.ResetRequests()
+	dir := snapshot(t, f.client(t, func(o *hub.Options) { o.Include = []string{"model.safetensors"} }), repoID, "main")
+	reqs := f.hub.Requests()
+	if r := reqs[len(reqs)-1]; r.Server != "cdn" || r.Header.Get("Range") != "bytes="+strconv.FormatInt(st.Size(), 10)+"-" {
+		t.Fatalf("second pull's download: %s Range %q, want bytes=%d-", r.Server, r.Header.Get("Range"), st.Size())
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "model.safetensors")); !bytes.Equal(got, data) {
+		t.Fatal("resumed file differs")
 	}
 }

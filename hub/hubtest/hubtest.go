@@ -47,6 +47,12 @@ type Fault struct {
 	Status    int   // answer with this HTTP status instead of the file (e.g. 500)
 	DropAfter int64 // send this many body bytes, then cut the connection
 	Corrupt   bool  // send the right number of bytes with one byte flipped
+	// StallAfter sends this many body bytes, then sends nothing more until
+	// the client goes away (for cancellation and timeout tests).
+	StallAfter int64
+	// IgnoreRange answers 200 with the whole file even to a Range request,
+	// as some proxies do.
+	IgnoreRange bool
 }
 
 // Hub is a fake hub at URL whose LFS files are served from CDNURL.
@@ -496,15 +502,25 @@ func (h *Hub) serveBytes(w http.ResponseWriter, r *http.Request, name string, da
 	if f.DropAfter > 0 {
 		out = &dropWriter{ResponseWriter: w, left: f.DropAfter}
 	}
+	if f.StallAfter > 0 {
+		out = &dropWriter{ResponseWriter: w, left: f.StallAfter, stall: r.Context().Done()}
+	}
 	w.Header().Set("ETag", etag)
 	w.Header().Set("Content-Type", "application/octet-stream")
+	if f.IgnoreRange {
+		w.Header().Set("Content-Length", fmt.Sprint(len(data)))
+		out.Write(data)
+		return
+	}
 	http.ServeContent(out, r, "", time.Time{}, bytes.NewReader(data))
 }
 
-// dropWriter sends left body bytes, then aborts the connection mid-body.
+// dropWriter sends left body bytes, then aborts the connection mid-body
+// (after waiting for stall to close, when set).
 type dropWriter struct {
 	http.ResponseWriter
-	left int64
+	left  int64
+	stall <-chan struct{}
 }
 
 func (d *dropWriter) Write(b []byte) (int, error) {
@@ -518,6 +534,9 @@ func (d *dropWriter) Write(b []byte) (int, error) {
 	}
 	if d.left == 0 {
 		http.NewResponseController(d.ResponseWriter).Flush()
+		if d.stall != nil {
+			<-d.stall
+		}
 		panic(http.ErrAbortHandler) // net/http closes the connection without finishing the body
 	}
 	return int(n), nil
