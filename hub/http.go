@@ -173,13 +173,16 @@ func (c *Client) statusError(resp *http.Response, r request) error {
 	switch {
 	case code == "GatedRepo":
 		e.kind = ErrGated
-		e.Message = fmt.Sprintf("%s is a gated model: accept its terms at %s/%s while logged in, then %s", r.repo, c.endpoint, r.repo, tokenHint)
 		if c.token == "" {
-			e.Message = fmt.Sprintf("%s is a gated model: accept its terms at %s/%s, then set HF_TOKEN to a token from that account (or run `huggingface-cli login`)", r.repo, c.endpoint, r.repo)
+			e.Message = fmt.Sprintf("%s is a gated model: accept its terms at %s/%s, then set HF_TOKEN to a read token of that account (or run `huggingface-cli login`)", r.repo, c.endpoint, r.repo)
+		} else {
+			e.Message = fmt.Sprintf("%s is a gated model and the token in use (HF_TOKEN or $HF_HOME/token) has no access: accept its terms at %s/%s with that token's account (some need the authors' approval), then retry", r.repo, c.endpoint, r.repo)
 		}
+		hubMsg = "" // the hub's text says the same, less usefully
 	case code == "RepoNotFound" || (resp.StatusCode == http.StatusNotFound && code == "" && r.file == ""):
 		e.kind = ErrRepoNotFound
 		e.Message = fmt.Sprintf("model %s not found on %s: check the name; if it is private, %s", r.repo, c.endpoint, tokenHint)
+		hubMsg = ""
 	case code == "RevisionNotFound":
 		e.kind = ErrRevisionNotFound
 		e.Message = fmt.Sprintf("revision %q not found in %s: check the branch, tag or commit sha", r.rev, r.repo)

@@ -333,6 +333,7 @@ func TestHubErrorsSayWhatToDo(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := f.client(t, func(o *hub.Options) { o.Token = tc.token })
 			_, err := c.Snapshot(context.Background(), tc.repo, tc.rev)
+			t.Log(err)
 			if !errors.Is(err, tc.is) {
 				t.Fatalf("err = %v, want %v", err, tc.is)
 			}

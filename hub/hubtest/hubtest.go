@@ -17,9 +17,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -184,6 +187,39 @@ func (h *Hub) Commit(repoID, branch string, files map[string][]byte) string {
 	r.commits[sha] = tree
 	r.refs[branch] = sha
 	return sha
+}
+
+// CommitDir commits every regular file under dir (names relative to dir,
+// slash-separated) to branch of repo, e.g. a tiny model fixture from
+// testdata, and returns the commit sha.
+func (h *Hub) CommitDir(repoID, branch, dir string) (string, error) {
+	files := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		files[filepath.ToSlash(rel)] = b
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("hubtest: commit %s: %w", dir, err)
+	}
+	return h.Commit(repoID, branch, files), nil
+}
+
+// Setenv points the hub environment variables at this fake with cache as
+// the hub cache, no token and online mode, for the rest of the test.
+func (h *Hub) Setenv(t interface{ Setenv(key, value string) }, cache string) {
+	t.Setenv("HF_ENDPOINT", h.URL)
+	t.Setenv("HF_HUB_CACHE", cache)
+	t.Setenv("HF_TOKEN", "")
+	t.Setenv("HF_TOKEN_PATH", filepath.Join(cache, ".no-token"))
+	t.Setenv("HF_HUB_OFFLINE", "")
 }
 
 // Tag points ref (a tag or branch) of repo at commit.
