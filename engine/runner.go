@@ -169,7 +169,7 @@ func (r *Runner) compile() error {
 	r.prefill, err = mlctx.NewExec(r.backend, r.ctx, func(ctx *mlctx.Context, tokens, slot, length *graph.Node) *graph.Node {
 		g := tokens.Graph()
 		kv, vv := r.cacheVars(ctx, cacheKScope), r.cacheVars(ctx, cacheVScope)
-		cache := &model.Cache{K: make([]*graph.Node, cfg.NumLayers), V: make([]*graph.Node, cfg.NumLayers), Slot: slot}
+		cache := &model.Cache{K: make([]*graph.Node, cfg.NumLayers), V: make([]*graph.Node, cfg.NumLayers), Slot: slot, Length: length}
 		for l := range cfg.NumLayers {
 			cache.K[l], cache.V[l] = kv[l].ValueGraph(g), vv[l].ValueGraph(g)
 		}

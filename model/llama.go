@@ -29,13 +29,15 @@ type Options struct {
 // [slots, maxSeq, kvHeads, headDim]; Forward replaces them with the updated nodes.
 //
 // Prefill (Slot != nil): tokens are [1, L] with L ≤ maxSeq; their keys and
-// values are written at [Slot, 0:L) and attention is causal within the prompt.
+// values are written at [Slot, 0:Length), the rest of the slot's rows are
+// zeroed, and attention is causal within the prompt.
 // Decode (Slot == nil): tokens are [slots, 1]; each slot's key and value are
 // written at its position where Active is true, and each slot attends to
 // cache positions ≤ its own position.
 type Cache struct {
 	K, V   []*Node
 	Slot   *Node // int32 scalar, prefill only
+	Length *Node // int32 scalar, prefill only (optional): tokens past it are padding, their rows are zeroed
 	Active *Node // bool [slots], decode only
 }
 
@@ -122,18 +124,16 @@ func (b block) attention(x, cos, sin, positions *Node, cache *Cache) *Node {
 	case cache == nil || cache.Slot != nil: // causal within this sequence
 		mask = GreaterOrEqual(Iota(g, shapeI32(batch, seq, seq), 1), Iota(g, shapeI32(batch, seq, seq), 2))
 		if cache != nil {
-			cache.K[b.layer] = writeSlot(cache.K[b.layer], k, cache.Slot)
-			cache.V[b.layer] = writeSlot(cache.V[b.layer], v, cache.Slot)
+			cache.K[b.layer] = writeSlot(cache.K[b.layer], k, cache.Slot, cache.Length)
+			cache.V[b.layer] = writeSlot(cache.V[b.layer], v, cache.Slot, cache.Length)
 		}
 	default: // decode: write each active slot's key/value at its position, attend to the cache
 		maxSeq := cache.K[b.layer].Shape().Dim(1)
-		pos := Reshape(positions, batch, 1)                                   // [S, 1]
-		keyPos := Iota(g, shapeI32(batch, maxSeq), 1)                         // [S, maxSeq]
-		write := LogicalAnd(Equal(keyPos, pos), InsertAxes(cache.Active, -1)) // [S, maxSeq]
-		write4 := BroadcastToDims(Reshape(write, batch, maxSeq, 1, 1), batch, maxSeq, c.NumKVHeads, c.HeadDim)
-		cache.K[b.layer] = Where(write4, BroadcastToDims(k, batch, maxSeq, c.NumKVHeads, c.HeadDim), cache.K[b.layer])
-		cache.V[b.layer] = Where(write4, BroadcastToDims(v, batch, maxSeq, c.NumKVHeads, c.HeadDim), cache.V[b.layer])
+		pos := Reshape(positions, batch, 1) // [S, 1]
+		cache.K[b.layer] = writeRows(cache.K[b.layer], k, pos, cache.Active)
+		cache.V[b.layer] = writeRows(cache.V[b.layer], v, pos, cache.Active)
 		k, v = cache.K[b.layer], cache.V[b.layer]
+		keyPos := Iota(g, shapeI32(batch, maxSeq), 1)  // [S, maxSeq]
 		mask = InsertAxes(LessOrEqual(keyPos, pos), 1) // [S, 1, maxSeq]
 	}
 
@@ -151,22 +151,51 @@ func (b block) attention(x, cos, sin, positions *Node, cache *Cache) *Node {
 	return b.linear(a, out, c.HiddenSize, c.OBias, nn.O)
 }
 
-// writeSlot returns cache [slots, maxSeq, kvHeads, headDim] with rows
-// [slot, 0:L) replaced by x [1, L, kvHeads, headDim]. It selects with Where
-// rather than DynamicUpdateSlice, which the simplego backend lacks.
-func writeSlot(cache, x, slot *Node) *Node {
+// The cache is written with Gather and ScatterSum (simplego has neither
+// DynamicUpdateSlice nor ScatterUpdate): a row is replaced by subtracting its
+// old value and adding the new one in two scatters, which is exact in IEEE
+// arithmetic (a + -a = 0, 0 + x = x) and touches only the rows written.
+
+// writeSlot returns cache [slots, maxSeq, kvHeads, headDim] with slot's rows
+// replaced by x [1, L, kvHeads, headDim] (L ≤ maxSeq) in rows [0, length)
+// and zeros after (length nil: L).
+func writeSlot(cache, x, slot, length *Node) *Node {
 	g := x.Graph()
 	dims := cache.Shape().Dimensions
-	slots, maxSeq, seq := dims[0], dims[1], x.Shape().Dim(1)
+	maxSeq, seq := dims[1], x.Shape().Dim(1)
 	if seq < maxSeq {
 		x = Concatenate([]*Node{x, Zeros(g, shapes.Make(x.DType(), 1, maxSeq-seq, dims[2], dims[3]))}, 1)
 	}
-	rows, cols := Iota(g, shapeI32(slots, maxSeq), 0), Iota(g, shapeI32(slots, maxSeq), 1)
-	write := LogicalAnd(
-		Equal(rows, BroadcastToDims(ConvertDType(slot, dtypes.Int32), slots, maxSeq)),
-		LessThan(cols, BroadcastToDims(Const(g, int32(seq)), slots, maxSeq)))
-	write = BroadcastToDims(Reshape(write, slots, maxSeq, 1, 1), dims...)
-	return Where(write, BroadcastToDims(x, dims...), cache)
+	if length != nil {
+		keep := LessThan(Iota(g, shapeI32(1, maxSeq), 1), BroadcastToDims(ConvertDType(length, dtypes.Int32), 1, maxSeq))
+		x = Where(BroadcastToDims(Reshape(keep, 1, maxSeq, 1, 1), x.Shape().Dimensions...), x, ZerosLike(x))
+	}
+	return replaceRows(cache, Reshape(ConvertDType(slot, dtypes.Int32), 1, 1), x)
+}
+
+// writeRows returns cache with row (s, pos[s]) replaced by x[s] for every
+// slot s where active[s]; x is [slots, 1, kvHeads, headDim], pos int32 [slots, 1].
+func writeRows(cache, x, pos, active *Node) *Node {
+	g := x.Graph()
+	dims := cache.Shape().Dimensions
+	slots := dims[0]
+	idx := Concatenate([]*Node{Iota(g, shapeI32(slots, 1), 0), ConvertDType(pos, dtypes.Int32)}, 1) // [S, 2]
+	x = Reshape(x, slots, dims[2], dims[3])
+	on := BroadcastToDims(Reshape(active, slots, 1, 1), x.Shape().Dimensions...)
+	return replaceRowsWhere(cache, idx, x, on)
+}
+
+// replaceRows sets cache[idx[i]] = x[i]; idx are unique and ascending.
+func replaceRows(cache, idx, x *Node) *Node {
+	old := Gather(cache, idx, true)
+	return ScatterSum(ScatterSum(cache, idx, Neg(old), true, true), idx, x, true, true)
+}
+
+// replaceRowsWhere sets cache[idx[i]] = x[i] where on[i], leaving other rows as they are.
+func replaceRowsWhere(cache, idx, x, on *Node) *Node {
+	old := Gather(cache, idx, true)
+	zero := ZerosLike(x)
+	return ScatterSum(ScatterSum(cache, idx, Where(on, Neg(old), zero), true, true), idx, Where(on, x, zero), true, true)
 }
 
 // shapeI32 is an int32 shape, for Iota masks.

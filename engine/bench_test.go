@@ -1,0 +1,113 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+
+	"github.com/foundryhq/foundry/model"
+)
+
+// Benchmarks of the tiny fixture models on the current backend:
+//
+//	go test ./engine -run '^$' -bench . -benchtime 2s
+//
+// They report tokens/s: prompt tokens for prefill, generated tokens
+// (summed over the batch) for decode.
+
+func benchRunner(b *testing.B, arch, config string, slots, maxCtx int) *Runner {
+	b.Helper()
+	be, err := NewBackend(context.Background(), BackendOptions{Config: config, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := model.Load(filepath.Join("..", "model", "testdata", arch))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	r, err := NewRunner(context.Background(), be, m, RunnerOptions{Slots: slots, MaxContext: maxCtx})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return r
+}
+
+func BenchmarkPrefill(b *testing.B) {
+	for _, n := range []int{16, 128} {
+		b.Run(fmt.Sprintf("qwen2/prompt=%d", n), func(b *testing.B) {
+			r := benchRunner(b, "qwen2", testBackendConfig, 1, 256)
+			prompt := make([]int32, n)
+			for i := range prompt {
+				prompt[i] = int32(i % 300)
+			}
+			if _, err := r.Prefill(0, prompt); err != nil { // build the graph
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := r.Prefill(0, prompt); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	for _, slots := range []int{1, 8} {
+		b.Run(fmt.Sprintf("qwen2/batch=%d", slots), func(b *testing.B) {
+			r := benchRunner(b, "qwen2", testBackendConfig, slots, 256)
+			tokens, positions, active := make([]int32, slots), make([]int32, slots), make([]bool, slots)
+			for s := range slots {
+				active[s] = true
+				positions[s] = 100
+			}
+			if _, err := r.Decode(tokens, positions, active); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := r.Decode(tokens, positions, active); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(slots*b.N)/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
+}
+
+// BenchmarkGenerate measures the whole engine (scheduler, sampling) with
+// `batch` concurrent greedy requests of 64 new tokens each.
+func BenchmarkGenerate(b *testing.B) {
+	for _, batch := range []int{1, 8} {
+		b.Run(fmt.Sprintf("qwen2/batch=%d", batch), func(b *testing.B) {
+			e := New(benchRunner(b, "qwen2", testBackendConfig, batch, 256), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			defer e.Close()
+			prompt := []int32{1, 17, 42, 256, 3, 99, 150, 7, 211, 64, 5, 280}
+			tokens := 0
+			for b.Loop() {
+				streams := make([]*Stream, batch)
+				for i := range streams {
+					s, err := e.Generate(context.Background(), Request{Prompt: prompt, MaxTokens: 64, IgnoreEOS: true})
+					if err != nil {
+						b.Fatal(err)
+					}
+					streams[i] = s
+				}
+				for _, s := range streams {
+					res, err := s.Wait()
+					if err != nil {
+						b.Fatal(err)
+					}
+					tokens += len(res.Tokens)
+				}
+			}
+			b.ReportMetric(float64(tokens)/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
+}
