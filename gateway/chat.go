@@ -116,14 +116,40 @@ func (s *Server) post(ctx context.Context, c *provider.Call) {
 	}
 }
 
-// fail records err on c and writes it, unless the client is gone.
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, c *provider.Call, err error) {
+// exchange is a call being answered. finish runs the PostCall hooks once,
+// just before the last bytes go to the client, so that a client which reads
+// its answer and then asks for the record (feedback, logs) finds it queued.
+// Nothing may change the call after finish: capture reads it concurrently.
+type exchange struct {
+	s    *Server
+	ctx  context.Context
+	c    *provider.Call
+	done bool
+}
+
+func (s *Server) begin(ctx context.Context, c *provider.Call) *exchange {
+	return &exchange{s: s, ctx: ctx, c: c}
+}
+
+func (x *exchange) finish() {
+	if !x.done {
+		x.done = true
+		x.s.post(x.ctx, x.c)
+	}
+}
+
+// fail records err on the call, finishes it, and writes the error unless
+// the client is gone.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, x *exchange, err error) {
+	c := x.c
 	c.Err = err
 	if r.Context().Err() != nil {
 		c.Status = StatusClientClosed
+		x.finish()
 		return
 	}
 	c.Status = api.StatusOf(err)
+	x.finish()
 	api.WriteError(w, err)
 }
 
@@ -156,24 +182,25 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		c.Metadata[k] = v
 	}
 	ctx := r.Context()
-	defer s.post(ctx, c)
+	x := s.begin(ctx, c)
+	defer x.finish()
 	if err := s.pre(ctx, c); err != nil {
-		s.fail(w, r, c, err)
+		s.fail(w, r, x, err)
 		return
 	}
 	if req.Stream {
-		s.stream(w, r, c)
+		s.stream(w, r, x)
 		return
 	}
 	resp, err := s.invoke.Chat(ctx, c)
 	if err != nil {
-		s.fail(w, r, c, err)
+		s.fail(w, r, x, err)
 		return
 	}
 	c.ChatResponse = resp
 	b, err := json.Marshal(resp)
 	if err != nil {
-		s.fail(w, r, c, fmt.Errorf("encode response: %w", err))
+		s.fail(w, r, x, fmt.Errorf("encode response: %w", err))
 		return
 	}
 	c.TTFT = time.Since(c.Start)
@@ -182,9 +209,8 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Foundry-Provider", c.Provider)
 	c.Status = http.StatusOK
-	if _, err := w.Write(b); err != nil && ctx.Err() != nil {
-		c.Status = StatusClientClosed
-	}
+	x.finish()
+	_, _ = w.Write(b) // a client gone at this point has its answer recorded as sent
 }
 
 // track counts a request as in flight (for graceful shutdown and metrics)
@@ -209,15 +235,14 @@ func (s *Server) reject(w http.ResponseWriter, r *http.Request, endpoint string,
 	c := &provider.Call{ID: RequestID(r.Context()), Start: time.Now(), Endpoint: endpoint, RawBody: body}
 	id := IdentityFrom(r.Context())
 	c.Project, c.KeyID = id.Project, id.KeyID
-	s.fail(w, r, c, err)
-	s.post(r.Context(), c)
+	s.fail(w, r, s.begin(r.Context(), c), err)
 }
 
 // stream relays a streaming completion as SSE and reassembles it for capture.
 // The upstream is always asked for the final usage chunk; it is passed on
 // only when the client asked for it.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *provider.Call) {
-	ctx := r.Context()
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, x *exchange) {
+	ctx, c := r.Context(), x.c
 	clientUsage := c.Chat.IncludeUsage()
 	up := *c.Chat
 	opts := api.StreamOptions{IncludeUsage: true}
@@ -230,7 +255,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *provider.Call
 
 	st, err := s.invoke.ChatStream(ctx, c)
 	if err != nil {
-		s.fail(w, r, c, err)
+		s.fail(w, r, x, err)
 		return
 	}
 	defer st.Close()
@@ -246,6 +271,14 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *provider.Call
 	var acc api.Accumulator
 	buf := bodyPool.Get().(*bytes.Buffer)
 	defer bodyPool.Put(buf)
+	// finish records the call (with what was streamed so far) before the
+	// last event goes out.
+	finish := func() {
+		if acc.Chunks() > 0 {
+			c.ChatResponse = acc.Response()
+		}
+		x.finish()
+	}
 	for {
 		chunk, err := st.Next()
 		if err == io.EOF {
@@ -255,16 +288,18 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *provider.Call
 			c.Err = err
 			if ctx.Err() != nil {
 				c.Status = StatusClientClosed
-				break
+				finish()
+				return
 			}
 			// Headers are gone: report in-band as OpenAI does, and keep the status.
 			c.Status = api.StatusOf(err)
+			finish()
 			b, _ := api.AsError(err).MarshalJSON()
 			_ = api.WriteSSE(w, b)
 			if flusher != nil {
 				flusher.Flush()
 			}
-			break
+			return
 		}
 		if acc.Chunks() == 0 {
 			c.TTFT = time.Since(c.Start)
@@ -280,8 +315,10 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *provider.Call
 		}
 		b, err := json.Marshal(chunk)
 		if err != nil {
-			c.Err = err
-			break
+			c.Err = fmt.Errorf("encode chunk: %w", err)
+			c.Status = http.StatusInternalServerError
+			finish()
+			return
 		}
 		buf.Reset()
 		buf.WriteString("data: ")
@@ -289,20 +326,17 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *provider.Call
 		buf.WriteString("\n\n")
 		if _, err := w.Write(buf.Bytes()); err != nil {
 			c.Err, c.Status = err, StatusClientClosed
-			break
+			finish()
+			return
 		}
 		if flusher != nil {
 			flusher.Flush()
 		}
 	}
-	if c.Err == nil {
-		_, _ = w.Write(api.DoneEvent)
-		if flusher != nil {
-			flusher.Flush()
-		}
-	}
-	if acc.Chunks() > 0 {
-		c.ChatResponse = acc.Response()
+	finish()
+	_, _ = w.Write(api.DoneEvent)
+	if flusher != nil {
+		flusher.Flush()
 	}
 }
 
@@ -329,19 +363,21 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 	}
 	c.Route, c.Embedding, c.User = req.Model, req, req.User
 	ctx := r.Context()
-	defer s.post(ctx, c)
+	x := s.begin(ctx, c)
+	defer x.finish()
 	if err := s.pre(ctx, c); err != nil {
-		s.fail(w, r, c, err)
+		s.fail(w, r, x, err)
 		return
 	}
 	resp, err := s.invoke.Embeddings(ctx, c)
 	if err != nil {
-		s.fail(w, r, c, err)
+		s.fail(w, r, x, err)
 		return
 	}
 	c.EmbeddingResponse = resp
 	c.TTFT = time.Since(c.Start)
 	c.Status = http.StatusOK
+	x.finish()
 	writeJSON(w, http.StatusOK, resp)
 }
 
