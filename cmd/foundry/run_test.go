@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// byteLevelModelDir copies a fixture model and gives it a byte-level BPE
+// tokenizer.json: ids 0–255 are the bytes (GPT-2's byte-to-unicode map), no
+// merges, and the fixture's other ids are special tokens.
+func byteLevelModelDir(t *testing.T, arch string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"config.json", "model.safetensors"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "model", "testdata", arch, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// GPT-2 bytes_to_unicode.
+	var printable []int
+	for b := '!'; b <= '~'; b++ {
+		printable = append(printable, int(b))
+	}
+	for b := 0xA1; b <= 0xAC; b++ {
+		printable = append(printable, b)
+	}
+	for b := 0xAE; b <= 0xFF; b++ {
+		printable = append(printable, b)
+	}
+	char := map[int]rune{}
+	for _, b := range printable {
+		char[b] = rune(b)
+	}
+	n := 0
+	for b := range 256 {
+		if _, ok := char[b]; !ok {
+			char[b] = rune(256 + n)
+			n++
+		}
+	}
+	vocab := map[string]int{}
+	for b := range 256 {
+		vocab[string(char[b])] = b
+	}
+	var added []map[string]any
+	for id := 256; id < 300; id++ {
+		added = append(added, map[string]any{"id": id, "content": "<|s" + strings.Repeat("x", id-255) + "|>", "special": true})
+	}
+	tj := map[string]any{
+		"version":        "1.0",
+		"added_tokens":   added,
+		"normalizer":     nil,
+		"pre_tokenizer":  map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+		"post_processor": nil,
+		"decoder":        map[string]any{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+		"model":          map[string]any{"type": "BPE", "vocab": vocab, "merges": []string{}},
+	}
+	b, err := json.Marshal(tj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func runRunCmd(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := newRunCmd()
+	var stdout, stderr bytes.Buffer
+	cmd.SetOut(&stdout)
+	cmd.SetErr(&stderr)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(context.Background())
+	return stdout.String(), stderr.String(), err
+}
+
+func TestRun(t *testing.T) {
+	dir := byteLevelModelDir(t, "qwen2")
+	greedy, stderr, err := runRunCmd(t, dir, "Hello, engine", "--max-tokens", "12", "--backend", "go", "--stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr, "13 prompt + 12 completion tokens, finish length") {
+		t.Fatalf("stats: %q", stderr)
+	}
+	again, _, err := runRunCmd(t, dir, "Hello, engine", "--max-tokens", "12", "--backend", "go")
+	if err != nil || again != greedy {
+		t.Fatalf("greedy twice: %q then %q (%v)", greedy, again, err)
+	}
+	s1, _, err := runRunCmd(t, dir, "Hello, engine", "--max-tokens", "12", "--backend", "go", "--temperature", "1", "--seed", "3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, _, err := runRunCmd(t, dir, "Hello, engine", "--max-tokens", "12", "--backend", "go", "--temperature", "1", "--seed", "3")
+	if err != nil || s1 != s2 {
+		t.Fatalf("seed 3 twice: %q then %q (%v)", s1, s2, err)
+	}
+	t.Logf("greedy %q, sampled %q", greedy, s1)
+}
+
+func TestRunErrors(t *testing.T) {
+	noTok := filepath.Join("..", "..", "model", "testdata", "qwen2")
+	if _, _, err := runRunCmd(t, noTok, "hi", "--backend", "go"); err == nil || !strings.Contains(err.Error(), "tokenizer.json") {
+		t.Fatalf("model without tokenizer.json: %v", err)
+	}
+	dir := byteLevelModelDir(t, "qwen2")
+	if _, _, err := runRunCmd(t, dir, strings.Repeat("a", 300), "--backend", "go", "--max-context", "64"); err == nil || !strings.Contains(err.Error(), "at most 63 prompt tokens") {
+		t.Fatalf("over-long prompt: %v", err)
+	}
+	if _, _, err := runRunCmd(t, dir, "hi", "--backend", "go", "--temperature", "-1"); err == nil {
+		t.Fatal("temperature -1: no error")
+	}
+}
