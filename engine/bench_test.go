@@ -61,7 +61,7 @@ func BenchmarkPrefill(b *testing.B) {
 func BenchmarkDecode(b *testing.B) {
 	for _, slots := range []int{1, 8} {
 		b.Run(fmt.Sprintf("qwen2/batch=%d", slots), func(b *testing.B) {
-			r := benchRunner(b, "qwen2", testBackendConfig, slots, 256)
+			r := benchRunner(b, "qwen2", testBackendConfig, slots, 2048)
 			tokens, positions, active := make([]int32, slots), make([]int32, slots), make([]bool, slots)
 			for s := range slots {
 				active[s] = true

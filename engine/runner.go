@@ -187,12 +187,15 @@ func (r *Runner) compile() error {
 	if err != nil {
 		return err
 	}
-	// Decode: tokens [slots, 1], positions [slots] int32, active [slots] bool ->
-	// logits [slots, vocab]; each active slot's key/value is written at its position.
-	r.decode, err = mlctx.NewExec(r.backend, r.ctx, func(ctx *mlctx.Context, tokens, positions, active *graph.Node) *graph.Node {
+	// Decode: tokens [slots, 1], positions [slots] int32, active [slots] bool,
+	// window [attend] (only its length counts: attention reads cache rows
+	// [0, attend), a bucket above every active position) -> logits [slots,
+	// vocab]; each active slot's key/value is written at its position.
+	r.decode, err = mlctx.NewExec(r.backend, r.ctx, func(ctx *mlctx.Context, tokens, positions, active, window *graph.Node) *graph.Node {
 		g := tokens.Graph()
 		kv, vv := r.cacheVars(ctx, cacheKScope), r.cacheVars(ctx, cacheVScope)
-		cache := &model.Cache{K: make([]*graph.Node, cfg.NumLayers), V: make([]*graph.Node, cfg.NumLayers), Active: active}
+		cache := &model.Cache{K: make([]*graph.Node, cfg.NumLayers), V: make([]*graph.Node, cfg.NumLayers), Active: active,
+			Attend: window.Shape().Dim(0)}
 		for l := range cfg.NumLayers {
 			cache.K[l], cache.V[l] = kv[l].ValueGraph(g), vv[l].ValueGraph(g)
 		}
@@ -216,6 +219,7 @@ func (r *Runner) compile() error {
 	}
 	n := len(r.buckets) + 2
 	r.prefill.SetMaxCache(n)
+	r.decode.SetMaxCache(n)
 	r.forward.SetMaxCache(n)
 	return nil
 }
@@ -273,10 +277,18 @@ func (r *Runner) Decode(tokens, positions []int32, active []bool) ([][]float32, 
 	if err := r.checkIDs(tokens); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
+	last := int32(0)
 	for s, p := range positions {
 		if active[s] && (p < 0 || int(p) >= r.maxCtx) {
 			return nil, fmt.Errorf("decode: slot %d position %d outside the context [0, %d)", s, p, r.maxCtx)
 		}
+		if active[s] {
+			last = max(last, p)
+		}
+	}
+	attend, err := r.bucket(int(last) + 1)
+	if err != nil {
+		return nil, err
 	}
 	col := make([][]int32, r.slots)
 	for s, t := range tokens {
@@ -284,7 +296,7 @@ func (r *Runner) Decode(tokens, positions []int32, active []bool) ([][]float32, 
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out, err := execute(r.decode, col, slices.Clone(positions), slices.Clone(active))
+	out, err := execute(r.decode, col, slices.Clone(positions), slices.Clone(active), make([]int32, attend))
 	if err != nil {
 		r.resetCache()
 		return nil, fmt.Errorf("decode step: %w", err)

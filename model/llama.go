@@ -39,6 +39,10 @@ type Cache struct {
 	Slot   *Node // int32 scalar, prefill only
 	Length *Node // int32 scalar, prefill only (optional): tokens past it are padding, their rows are zeroed
 	Active *Node // bool [slots], decode only
+	// Attend, when > 0 (decode only), limits attention to cache rows
+	// [0, Attend): every active position must be below it. Short sequences
+	// in a long cache then cost what their length needs.
+	Attend int
 }
 
 // Forward returns float32 logits [batch, seq, vocab] for tokens [batch, seq]
@@ -133,6 +137,9 @@ func (b block) attention(x, cos, sin, positions *Node, cache *Cache) *Node {
 		cache.K[b.layer] = writeRows(cache.K[b.layer], k, pos, cache.Active)
 		cache.V[b.layer] = writeRows(cache.V[b.layer], v, pos, cache.Active)
 		k, v = cache.K[b.layer], cache.V[b.layer]
+		if n := cache.Attend; n > 0 && n < maxSeq {
+			k, v, maxSeq = SliceAxis(k, 1, AxisRange(0, n)), SliceAxis(v, 1, AxisRange(0, n)), n
+		}
 		keyPos := Iota(g, shapeI32(batch, maxSeq), 1)  // [S, maxSeq]
 		mask = InsertAxes(LessOrEqual(keyPos, pos), 1) // [S, 1, maxSeq]
 	}
