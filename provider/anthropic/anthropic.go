@@ -25,11 +25,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -104,23 +102,7 @@ func New(opts Options) *Provider {
 		p.log = slog.Default()
 	}
 	if p.client == nil {
-		ct, fb := opts.ConnectTimeout, opts.FirstByteTimeout
-		if ct == 0 {
-			ct = 10 * time.Second
-		}
-		if fb == 0 {
-			fb = 60 * time.Second
-		}
-		p.client = &http.Client{Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: ct, KeepAlive: 30 * time.Second}).DialContext,
-			TLSHandshakeTimeout:   ct,
-			ResponseHeaderTimeout: fb,
-			MaxIdleConns:          1024,
-			MaxIdleConnsPerHost:   512,
-			IdleConnTimeout:       90 * time.Second,
-			ForceAttemptHTTP2:     true,
-		}}
+		p.client = provider.NewHTTPClient(opts.ConnectTimeout, opts.FirstByteTimeout)
 	}
 	return p
 }
@@ -289,15 +271,7 @@ func (p *Provider) statusErr(resp *http.Response, body []byte) error {
 
 // connErr classifies a transport error; ctx is the caller's context.
 func (p *Provider) connErr(ctx context.Context, err error) error {
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return ctx.Err() // the client went away; not an upstream failure
-	}
-	ue := &provider.UpstreamError{Provider: p.name, Message: err.Error(), Err: err}
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		ue.Timeout = true
-	}
-	return ue
+	return provider.ConnError(ctx, p.name, err)
 }
 
 func (p *Provider) roundTrip(ctx context.Context, method, path string, body, out any) error {
