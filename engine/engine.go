@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // Request is one generation: a tokenized prompt and how to continue it.
@@ -121,6 +122,8 @@ type Engine struct {
 	eos   []int32
 	log   *slog.Logger
 
+	active, queued atomic.Int32 // for Stats
+
 	mu      sync.Mutex
 	queue   []*job
 	closed  bool
@@ -142,6 +145,21 @@ func New(r *Runner, opts Options) *Engine {
 	}
 	go e.loop()
 	return e
+}
+
+// Stats is a snapshot of the scheduler's load.
+type Stats struct {
+	Slots  int // decode slots
+	Active int // requests in slots
+	Queued int // requests waiting for a slot
+}
+
+// Stats reports the scheduler's load (as of its last step).
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	waiting := len(e.queue)
+	e.mu.Unlock()
+	return Stats{Slots: e.r.Slots(), Active: int(e.active.Load()), Queued: int(e.queued.Load()) + waiting}
 }
 
 // Runner is the engine's model runner.
@@ -247,6 +265,7 @@ func (e *Engine) loop() {
 	for {
 		busy := slices.ContainsFunc(slots, func(j *job) bool { return j != nil })
 		if !busy && len(pending) == 0 {
+			e.publish(slots, pending)
 			<-e.wake
 		}
 		e.mu.Lock()
@@ -287,6 +306,7 @@ func (e *Engine) loop() {
 			}
 		}
 		// One decode step for every active slot.
+		e.publish(slots, pending)
 		n := 0
 		for s, j := range slots {
 			active[s] = j != nil
@@ -313,7 +333,20 @@ func (e *Engine) loop() {
 				}
 			}
 		}
+		e.publish(slots, pending)
 	}
+}
+
+// publish records the load for Stats.
+func (e *Engine) publish(slots, pending []*job) {
+	n := 0
+	for _, j := range slots {
+		if j != nil {
+			n++
+		}
+	}
+	e.active.Store(int32(n))
+	e.queued.Store(int32(len(pending)))
 }
 
 func (e *Engine) failAll(slots []*job, err error) {

@@ -303,3 +303,32 @@ func TestClose(t *testing.T) {
 		t.Fatalf("generate after close: %v", err)
 	}
 }
+
+// TestDetokenizerPanicFailsOneRequest: a detokenizer that panics on one
+// token fails that request with an error; the engine keeps serving.
+func TestDetokenizerPanicFailsOneRequest(t *testing.T) {
+	f := loadFixture(t, "qwen2")
+	bad := f.GreedyIDs[2]
+	detok := DecodeFunc(func(ids []int32) (string, error) {
+		for _, id := range ids {
+			if id == bad {
+				panic("no such token")
+			}
+		}
+		return wordDetok(ids)
+	})
+	e := newTestEngine(t, "qwen2", RunnerOptions{Slots: 2, MaxContext: 64}, Options{Detokenizer: detok})
+	s, err := e.Generate(context.Background(), Request{Prompt: f.InputIDs, MaxTokens: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := s.Wait(); err == nil || !strings.Contains(err.Error(), "no such token") || len(res.Tokens) != 2 {
+		t.Fatalf("got %d tokens and error %v, want 2 tokens and the detokenizer's panic as an error", len(res.Tokens), err)
+	}
+	if res := generate(t, e, Request{Prompt: f.InputIDs, MaxTokens: 2}); !slices.Equal(res.IDs(), f.GreedyIDs[:2]) {
+		t.Fatalf("after the failure: %v", res.IDs())
+	}
+	if st := e.Stats(); st.Slots != 2 || st.Queued != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"strings"
 	"unicode/utf8"
 )
@@ -53,11 +54,11 @@ func (t *textStream) piece(final bool) (string, error) {
 	if t.read == len(t.ids) {
 		return "", nil
 	}
-	before, err := t.d.Decode(t.ids[t.prefix:t.read])
+	before, err := t.decode(t.ids[t.prefix:t.read])
 	if err != nil {
 		return "", err
 	}
-	after, err := t.d.Decode(t.ids[t.prefix:])
+	after, err := t.decode(t.ids[t.prefix:])
 	if err != nil {
 		return "", err
 	}
@@ -72,6 +73,17 @@ func (t *textStream) piece(final bool) (string, error) {
 	}
 	t.prefix, t.read = t.read, len(t.ids)
 	return piece, nil
+}
+
+// decode calls the Detokenizer, turning a panic into an error so that one
+// request's bad tokens cannot stop the scheduler.
+func (t *textStream) decode(ids []int32) (s string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("detokenizer failed on ids %v: %v", ids, p)
+		}
+	}()
+	return t.d.Decode(ids)
 }
 
 // stopMatcher finds stop strings in streamed text, holding back any tail
