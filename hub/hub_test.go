@@ -836,3 +836,26 @@ func TestCancelledPullResumesNextTime(t *testing.T) {
 		t.Fatal("resumed file differs")
 	}
 }
+
+func TestRenamedRepoFollowsRelativeRedirects(t *testing.T) {
+	f := newFixture(t)
+	f.hub.Rename(repoID, "org/tiny-v2")
+	f.hub.SetPrivate("org/tiny-v2")
+	f.hub.Grant("hf_tok", "org/tiny-v2")
+	dir := snapshot(t, f.client(t, func(o *hub.Options) { o.Token = "hf_tok" }), repoID, "main")
+	// Stored under the name asked for, as huggingface_hub does.
+	if want := filepath.Join(f.cache, "models--org--tiny", "snapshots", f.commit); dir != want {
+		t.Fatalf("dir %s, want %s", dir, want)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "model.safetensors")); !bytes.Equal(got, f.files["model.safetensors"]) {
+		t.Fatal("weights differ")
+	}
+	if n := f.hub.Count("hub", "", "/org/tiny-v2/"); n == 0 {
+		t.Fatal("no request reached the new name")
+	}
+	for _, r := range f.hub.Requests() {
+		if r.Server == "hub" && r.Header.Get("Authorization") != "Bearer hf_tok" {
+			t.Errorf("token not kept across a same-host redirect: %s %s", r.Method, r.Path)
+		}
+	}
+}

@@ -75,6 +75,7 @@ type Hub struct {
 	tokens    map[string]map[string]bool
 	faults    map[string][]Fault
 	apiFaults []Fault
+	renamed   map[string]string // old repo id -> new
 	reqs      []Request
 	seq       int
 }
@@ -101,6 +102,7 @@ func New(t TB) *Hub {
 		blobNames:    map[string]string{},
 		tokens:       map[string]map[string]bool{},
 		faults:       map[string][]Fault{},
+		renamed:      map[string]string{},
 	}
 	h.hub = httptest.NewServer(h.recorded("hub", http.HandlerFunc(h.serveHub)))
 	h.cdn = httptest.NewServer(h.recorded("cdn", http.HandlerFunc(h.serveCDN)))
@@ -236,6 +238,38 @@ func (h *Hub) repoLocked(id string) *repo {
 		h.repos[id] = r
 	}
 	return r
+}
+
+// Rename moves repo oldID to newID; requests for oldID get a 307 with a
+// relative Location to the same path under newID, as the hub answers for
+// renamed repos.
+func (h *Hub) Rename(oldID, newID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.repos[newID] = h.repos[oldID]
+	delete(h.repos, oldID)
+	h.renamed[oldID] = newID
+}
+
+// redirectRenamed answers a request for a renamed repo; it reports whether it did.
+func (h *Hub) redirectRenamed(w http.ResponseWriter, r *http.Request, escPrefix, escRepo, escRest string) bool {
+	id, err := url.PathUnescape(escRepo)
+	if err != nil {
+		return false
+	}
+	h.mu.Lock()
+	newID, ok := h.renamed[id]
+	h.mu.Unlock()
+	if !ok {
+		return false
+	}
+	loc := escPrefix + newID + escRest
+	if r.URL.RawQuery != "" {
+		loc += "?" + r.URL.RawQuery
+	}
+	w.Header().Set("Location", loc)
+	w.WriteHeader(http.StatusTemporaryRedirect)
+	return true
 }
 
 // SetPrivate makes repo answer as if it did not exist to anyone without a
@@ -408,6 +442,9 @@ func (h *Hub) serveRevision(w http.ResponseWriter, r *http.Request, rest string)
 	if i := strings.Index(rest, "/revision/"); i >= 0 {
 		escRepo, escRev = rest[:i], rest[i+len("/revision/"):]
 	}
+	if h.redirectRenamed(w, r, "/api/models/", escRepo, strings.TrimPrefix(rest, escRepo)) {
+		return
+	}
 	id, err1 := url.PathUnescape(escRepo)
 	rev, err2 := url.PathUnescape(escRev)
 	if err1 != nil || err2 != nil {
@@ -457,6 +494,9 @@ func (h *Hub) serveRevision(w http.ResponseWriter, r *http.Request, rest string)
 func (h *Hub) serveResolve(w http.ResponseWriter, r *http.Request, escRepo, rest string) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		hubError(w, http.StatusMethodNotAllowed, "", "method not allowed")
+		return
+	}
+	if h.redirectRenamed(w, r, "/", escRepo, "/resolve/"+rest) {
 		return
 	}
 	escRev, escFile, _ := strings.Cut(rest, "/")
