@@ -33,6 +33,10 @@ func newRootCmd() *cobra.Command {
 	// Each subcommand lives in its own file as newXxxCmd(); add one line here per command.
 	root.AddCommand(
 		newVersionCmd(),
+		newServeCmd(),
+		newLogsCmd(),
+		newKeysCmd(),
+		newEngineCmd(),
 		newPullCmd(),
 	)
 	return root

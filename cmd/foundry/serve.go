@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/foundryhq/foundry/capture"
+	"github.com/foundryhq/foundry/config"
+	"github.com/foundryhq/foundry/gateway"
+	"github.com/foundryhq/foundry/pricing"
+	"github.com/foundryhq/foundry/provider"
+	"github.com/foundryhq/foundry/store"
+	"github.com/foundryhq/foundry/store/dsn"
+)
+
+func newServeCmd() *cobra.Command {
+	var cfgPath string
+	var verbose bool
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the OpenAI-compatible gateway (captures every call into the store)",
+		Long: `Run the gateway. With no configuration it listens on 127.0.0.1:8080, stores calls in
+./foundry.db, and registers providers from the standard environment variables:
+OPENAI_API_KEY / OPENAI_BASE_URL (any OpenAI-compatible server) and
+ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL. FOUNDRY_ADDR, FOUNDRY_DB and FOUNDRY_ADMIN_KEY
+override the config file (--config) for the listen address, the store and the admin key.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := config.Load(cfgPath, nil)
+			if err != nil {
+				return err
+			}
+			log := newLogger(cmd, verbose)
+			if err := gateway.CheckBind(cfg.Addr, cfg.AdminKey != ""); err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", cfg.Addr)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w (is another foundry running? set FOUNDRY_ADDR to another port)", cfg.Addr, err)
+			}
+			return serve(cmd.Context(), cfg, ln, log)
+		},
+	}
+	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "YAML config file (providers, aliases, fallbacks, prices, limits, capture)")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
+	return cmd
+}
+
+func newLogger(cmd *cobra.Command, verbose bool) *slog.Logger {
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+}
+
+// openStore opens the configured store, with a hint on failure.
+func openStore(ctx context.Context, db string) (store.Store, error) {
+	st, err := dsn.Open(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("open store %q: %w (set FOUNDRY_DB to a writable SQLite path or a postgres:// URL)", redactDSN(db), err)
+	}
+	return st, nil
+}
+
+// serve runs the gateway on ln until ctx ends, then drains requests and
+// flushes capture.
+func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.Logger) error {
+	st, err := openStore(ctx, cfg.DB)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	prices := pricing.New(cfg.Prices)
+	reg, err := buildRegistry(cfg, log)
+	if err != nil {
+		return err
+	}
+	var plugins []provider.Plugin
+	var capt *capture.Capturer
+	if !cfg.Capture.Disabled {
+		capt = capture.New(st, capture.Options{QueueSize: cfg.Capture.QueueSize, BatchSize: cfg.Capture.BatchSize,
+			FlushInterval: cfg.Capture.FlushInterval, FullWait: cfg.Capture.FullWait, SpillFile: cfg.Capture.SpillFile,
+			Prices: prices, NoTokenCount: cfg.Capture.TokenCount != nil && !*cfg.Capture.TokenCount, Logger: log})
+		if err := capt.Start(ctx); err != nil {
+			return err
+		}
+		plugins = append(plugins, capt)
+	} else {
+		log.Warn("capture is disabled in the config: calls are not recorded")
+	}
+	opts := gateway.Options{Registry: reg, Store: st, Plugins: plugins, Fallbacks: cfg.Fallbacks, AdminKey: cfg.AdminKey,
+		MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxRetries: cfg.Limits.MaxRetries, RetryBase: cfg.Limits.RetryBase,
+		RetryMax: cfg.Limits.RetryMax, Logger: log}
+	if cfg.Limits.MaxRetries == 0 {
+		opts.MaxRetries = -1 // config already applied its default; 0 there means none
+	}
+	if capt != nil {
+		opts.Flusher = capt
+		opts.Stats = func() gateway.CaptureStats {
+			s := capt.Stats()
+			return gateway.CaptureStats{QueueDepth: s.QueueDepth, Written: s.Written, Spilled: s.Spilled, Replayed: s.Replayed,
+				Lost: s.Lost, WriteErrors: s.WriteErrors, LagSeconds: s.Lag.Seconds()}
+		}
+	}
+	srv, err := gateway.New(ctx, opts)
+	if err != nil {
+		return err
+	}
+	if cfg.Retention > 0 {
+		go retain(ctx, st, cfg.Retention, log)
+	}
+	names := []string{}
+	for _, p := range reg.Providers() {
+		names = append(names, p.Name())
+	}
+	if len(names) == 0 {
+		log.Warn("no providers configured: set OPENAI_API_KEY or OPENAI_BASE_URL (any OpenAI-compatible server), ANTHROPIC_API_KEY, or add providers to a --config file")
+	}
+	log.Info("foundry gateway listening", "url", "http://"+ln.Addr().String()+"/v1", "store", redactDSN(cfg.DB), "providers", names,
+		"auth", cfg.AdminKey != "")
+	err = srv.Serve(ctx, ln, cfg.Limits.ShutdownTimeout)
+	if capt != nil {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if cerr := capt.Close(cctx); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+		cancel()
+		s := capt.Stats()
+		log.Info("capture flushed", "written", s.Written, "spilled", s.Spilled, "lost", s.Lost)
+	}
+	return err
+}
+
+// retain deletes records older than keep, hourly.
+func retain(ctx context.Context, st store.Store, keep time.Duration, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := st.DeleteRecordsBefore(ctx, time.Now().Add(-keep))
+		if err != nil && ctx.Err() == nil {
+			log.Warn("retention: delete old records", "err", err)
+		} else if n > 0 {
+			log.Info("retention: deleted old records", "records", n, "older_than", keep)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// redactDSN hides a password in a postgres URL.
+func redactDSN(s string) string {
+	if u, err := parseURL(s); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return u.Redacted()
+		}
+	}
+	return s
+}
+
+func getenv(k string) string { return os.Getenv(k) }
