@@ -104,17 +104,22 @@ func (c *Client) fetchBlob(ctx context.Context, repo, file string, m FileMeta, p
 		return fmt.Errorf("download %s from %s: create blobs folder: %w", file, repo, err)
 	}
 	inc := blob + ".incomplete"
-	counted := int64(0) // bytes of this file already reported to p
+	counted := int64(0) // bytes of this file already reported to p (= the partial file's length)
+	best := int64(-1)   // the longest the partial file has been after a failed attempt
 	for attempt := 0; ; {
-		n, err := c.fetchOnce(ctx, repo, file, m, inc, p, &counted)
+		err := c.fetchOnce(ctx, repo, file, m, inc, p, &counted)
 		if err == nil {
 			break
 		}
 		if !errors.Is(err, errRestart) && !retryable(ctx, err) {
 			return fmt.Errorf("download %s from %s: %w", file, repo, err)
 		}
-		if n == 0 || errors.Is(err, errRestart) {
-			attempt++ // only attempts that made no progress count towards the limit
+		// Only attempts that got no further than before count towards the
+		// limit, so a flaky connection still finishes a large file.
+		if counted > best {
+			best = counted
+		} else {
+			attempt++
 		}
 		if attempt > c.opts.MaxRetries {
 			return fmt.Errorf("download %s from %s: gave up after %d retries: %w (run the pull again to resume from the partial file)", file, repo, c.opts.MaxRetries, err)
@@ -136,16 +141,16 @@ func (c *Client) fetchBlob(ctx context.Context, repo, file string, m FileMeta, p
 }
 
 // fetchOnce makes one GET, appending to the partial file from where it
-// stopped. It returns how many new bytes it wrote.
-func (c *Client) fetchOnce(ctx context.Context, repo, file string, m FileMeta, inc string, p *progress, counted *int64) (int64, error) {
+// stopped; *counted tracks the partial file's length.
+func (c *Client) fetchOnce(ctx context.Context, repo, file string, m FileMeta, inc string, p *progress, counted *int64) error {
 	f, err := os.OpenFile(inc, os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
-		return 0, fmt.Errorf("open partial file: %w", err)
+		return fmt.Errorf("open partial file: %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return 0, err
+		return err
 	}
 	have := st.Size()
 	restart := func() error {
@@ -155,7 +160,7 @@ func (c *Client) fetchOnce(ctx context.Context, repo, file string, m FileMeta, i
 	}
 	if m.Size >= 0 && have > m.Size {
 		if err := restart(); err != nil {
-			return 0, err
+			return err
 		}
 		have = 0
 	}
@@ -164,7 +169,7 @@ func (c *Client) fetchOnce(ctx context.Context, repo, file string, m FileMeta, i
 		*counted = have
 	}
 	if m.Size >= 0 && have == m.Size {
-		return 0, nil
+		return nil
 	}
 	hdr := http.Header{}
 	if have > 0 {
@@ -172,33 +177,33 @@ func (c *Client) fetchOnce(ctx context.Context, repo, file string, m FileMeta, i
 	}
 	resp, err := c.do(ctx, request{method: http.MethodGet, url: m.Location, header: hdr, file: file, follow: true})
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusPartialContent:
 		if start, ok := contentRangeStart(resp.Header.Get("Content-Range")); !ok || start != have {
 			restart()
-			return 0, fmt.Errorf("%w: the server answered range %q for bytes=%d-", errRestart, resp.Header.Get("Content-Range"), have)
+			return fmt.Errorf("%w: the server answered range %q for bytes=%d-", errRestart, resp.Header.Get("Content-Range"), have)
 		}
 	case resp.StatusCode == http.StatusOK:
 		if have > 0 { // the server ignored Range: take the whole file
 			if err := restart(); err != nil {
-				return 0, err
+				return err
 			}
 			have = 0
 		}
 	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
 		restart()
-		return 0, fmt.Errorf("%w: the server refused to resume at byte %d", errRestart, have)
+		return fmt.Errorf("%w: the server refused to resume at byte %d", errRestart, have)
 	case !c.sameHost(resp.Request.URL) && (resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized):
 		// A presigned CDN link that expired or was refused: not the user's token.
-		return 0, fmt.Errorf("the download server %s refused the link for %s (HTTP %d; it may have expired): run the pull again to get a fresh link and resume", resp.Request.URL.Host, file, resp.StatusCode)
+		return fmt.Errorf("the download server %s refused the link for %s (HTTP %d; it may have expired): run the pull again to get a fresh link and resume", resp.Request.URL.Host, file, resp.StatusCode)
 	default:
-		return 0, c.statusError(resp, request{method: http.MethodGet, url: m.Location, repo: repo, file: file})
+		return c.statusError(resp, request{method: http.MethodGet, url: m.Location, repo: repo, file: file})
 	}
 	if _, err := f.Seek(have, io.SeekStart); err != nil {
-		return 0, err
+		return err
 	}
 	n, err := io.Copy(f, &countingReader{r: resp.Body, onRead: func(k int) {
 		p.add(int64(k))
@@ -206,17 +211,17 @@ func (c *Client) fetchOnce(ctx context.Context, repo, file string, m FileMeta, i
 	}})
 	if err != nil {
 		if ctx.Err() != nil {
-			return n, fmt.Errorf("interrupted after %d bytes (the next pull resumes from there): %w", have+n, ctx.Err())
+			return fmt.Errorf("interrupted after %d bytes (the next pull resumes from there): %w", have+n, ctx.Err())
 		}
-		return n, fmt.Errorf("connection dropped after %d bytes: %w", have+n, err)
+		return fmt.Errorf("connection dropped after %d bytes: %w", have+n, err)
 	}
 	if err := f.Sync(); err != nil {
-		return n, err
+		return err
 	}
 	if m.Size >= 0 && have+n < m.Size {
-		return n, fmt.Errorf("connection ended after %d of %d bytes: %w", have+n, m.Size, io.ErrUnexpectedEOF)
+		return fmt.Errorf("connection ended after %d of %d bytes: %w", have+n, m.Size, io.ErrUnexpectedEOF)
 	}
-	return n, nil
+	return nil
 }
 
 // verify checks the finished partial file against the etag: sha256 for LFS

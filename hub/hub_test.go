@@ -859,3 +859,18 @@ func TestRenamedRepoFollowsRelativeRedirects(t *testing.T) {
 		}
 	}
 }
+
+func TestGivesUpWhenRetriesMakeNoProgress(t *testing.T) {
+	f := newFixture(t)
+	for range 10 { // drops every time and never resumes: no attempt gets further
+		f.hub.Fail("model.safetensors", hubtest.Fault{DropAfter: 1000, IgnoreRange: true})
+	}
+	c := f.client(t, func(o *hub.Options) { o.MaxRetries = 2; o.Include = []string{"model.safetensors"} })
+	_, err := c.Snapshot(context.Background(), repoID, "main")
+	if err == nil || !strings.Contains(err.Error(), "gave up after 2 retries") || !strings.Contains(err.Error(), "model.safetensors") {
+		t.Fatalf("err = %v", err)
+	}
+	if n := f.hub.Count("cdn", "GET", ""); n != 4 {
+		t.Fatalf("%d GETs, want 4 (one that got 1000 bytes, then 3 that got no further)", n)
+	}
+}
