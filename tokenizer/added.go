@@ -147,3 +147,13 @@ func (t *trie) split(s string, parseSpecial bool) []segment {
 	}
 	return out
 }
+
+// snapToTokenEnd moves pos to the end of an added token that straddles it.
+func (v *addedVocab) snapToTokenEnd(text string, pos int) int {
+	for k := max(0, pos-64); k < pos; k++ {
+		if a := v.raw.longest(text, k, true); a != nil && k+len(a.Content) > pos {
+			return k + len(a.Content)
+		}
+	}
+	return pos
+}

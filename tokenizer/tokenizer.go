@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Tokenizer turns text into token ids and back. It is safe for concurrent use.
@@ -44,6 +45,9 @@ type Tokenizer struct {
 	// CleanUpTokenizationSpaces mirrors tokenizer_config.json; Decode does
 	// not apply it (it would break decode(encode(s)) == s), see CleanUp.
 	CleanUpTokenizationSpaces bool
+
+	chatMu    sync.Mutex
+	chatCache map[string]*ChatTemplate
 }
 
 // EncodeOptions control Encode. The zero value encodes like Hugging Face's

@@ -1,0 +1,192 @@
+package tokenizer
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Chat templates are checked against @huggingface/jinja (the Jinja engine of
+// transformers.js) on testdata/chats.json. transformers.apply_chat_template
+// fixtures would need the GPU machine; @huggingface/jinja stands in for it.
+
+var chatModels = []string{"qwen3", "llama3", "gemma3"}
+
+type testChat struct {
+	Name     string            `json:"name"`
+	Messages []Message         `json:"messages"`
+	Tools    []json.RawMessage `json:"tools"`
+}
+
+func readChats(t *testing.T) []testChat {
+	t.Helper()
+	b, err := os.ReadFile("testdata/chats.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chats []testChat
+	if err := json.Unmarshal(b, &chats); err != nil {
+		t.Fatalf("chats.json: %v", err)
+	}
+	return chats
+}
+
+// refRender is a rendered string or {"error": "..."}.
+type refRender struct {
+	Text  string
+	Error string
+}
+
+func (r *refRender) UnmarshalJSON(b []byte) error {
+	if json.Unmarshal(b, &r.Text) == nil {
+		return nil
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	err := json.Unmarshal(b, &e)
+	r.Error = e.Error
+	return err
+}
+
+func TestChatTemplateMatchesReference(t *testing.T) {
+	npm := npmDir(t)
+	chats := readChats(t)
+	cmd := exec.Command("node", append([]string{"testdata/render_reference.mjs", "testdata/chats.json"}, chatModels...)...)
+	cmd.Env = append(os.Environ(), "FOUNDRY_NPM_DIR="+npm)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node testdata/render_reference.mjs: %v", err)
+	}
+	var ref map[string][]struct{ Gen, Nogen refRender }
+	if err := json.Unmarshal(out, &ref); err != nil {
+		t.Fatalf("reference output: %v", err)
+	}
+	for _, model := range chatModels {
+		t.Run(model, func(t *testing.T) {
+			tok := loadModel(t, model)
+			same := 0
+			for i, c := range chats {
+				for _, gen := range []bool{true, false} {
+					want := ref[model][i].Nogen
+					if gen {
+						want = ref[model][i].Gen
+					}
+					r, err := tok.ApplyChatTemplate(ChatRequest{Messages: c.Messages, Tools: c.Tools, AddGenerationPrompt: gen})
+					switch {
+					case want.Error != "":
+						if err == nil || !strings.Contains(err.Error(), want.Error) {
+							t.Errorf("%s gen=%v: err = %v, want error %q", c.Name, gen, err, want.Error)
+							continue
+						}
+					case err != nil:
+						t.Errorf("%s gen=%v: %v", c.Name, gen, err)
+						continue
+					case r.Text != want.Text:
+						t.Errorf("%s gen=%v:\n got %q\nwant %q", c.Name, gen, r.Text, want.Text)
+						continue
+					}
+					same++
+					if err == nil {
+						checkSpans(t, c, r)
+					}
+				}
+			}
+			t.Logf("%s: %d/%d renders identical to @huggingface/jinja", model, same, 2*len(chats))
+		})
+	}
+}
+
+// checkSpans checks each assistant span holds that message's content.
+func checkSpans(t *testing.T, c testChat, r Rendered) {
+	t.Helper()
+	var contents []string
+	for _, m := range c.Messages {
+		if m.Role == "assistant" {
+			contents = append(contents, m.Content)
+		}
+	}
+	if len(r.Assistant) != len(contents) {
+		t.Errorf("%s: %d assistant spans, want %d", c.Name, len(r.Assistant), len(contents))
+		return
+	}
+	for i, sp := range r.Assistant {
+		got := r.Text[sp.Start:sp.End]
+		want := strings.TrimSpace(contents[i])
+		if k := strings.LastIndex(want, "</think>"); k >= 0 {
+			want = strings.TrimSpace(want[k+len("</think>"):])
+		}
+		if !strings.Contains(got, want) {
+			t.Errorf("%s: span %d = %q, want it to hold %q", c.Name, i, got, want)
+		}
+	}
+}
+
+func TestChatSpans(t *testing.T) {
+	var multi testChat
+	for _, c := range readChats(t) {
+		if c.Name == "multi_turn" {
+			multi = c
+		}
+	}
+	for model, want := range map[string][]string{
+		"qwen3":  {"Hello! How can I help?<|im_end|>\n", "Why did the chicken cross the road? To get to the other side.<|im_end|>\n"},
+		"llama3": {"Hello! How can I help?<|eot_id|>", "Why did the chicken cross the road? To get to the other side.<|eot_id|>"},
+		"gemma3": {"Hello! How can I help?<end_of_turn>\n", "Why did the chicken cross the road? To get to the other side.<end_of_turn>\n"},
+	} {
+		tok := loadModel(t, model)
+		r, err := tok.ApplyChatTemplate(ChatRequest{Messages: multi.Messages})
+		if err != nil {
+			t.Fatalf("%s: %v", model, err)
+		}
+		var got []string
+		for _, sp := range r.Assistant {
+			got = append(got, r.Text[sp.Start:sp.End])
+		}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("%s spans = %q, want %q", model, got, want)
+		}
+	}
+}
+
+func TestRaiseException(t *testing.T) {
+	ct, err := NewChatTemplate(`{% if messages|length > 1 %}{{ raise_exception("only one message") }}{% endif %}ok`, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ct.RenderText(ChatRequest{Messages: []Message{{Role: "user"}, {Role: "user"}}})
+	var te *TemplateError
+	if !errors.As(err, &te) || te.Msg != "only one message" {
+		t.Fatalf("err = %v, want TemplateError \"only one message\"", err)
+	}
+}
+
+func TestChatExtras(t *testing.T) {
+	now = func() time.Time { return time.Date(2026, 7, 26, 0, 0, 0, 0, time.UTC) }
+	defer func() { now = time.Now }()
+	src := `{{ strftime_now("%d %b %Y") }}|{{ tools[0] | tojson(indent=2) }}|{{ messages[0].tool_calls[0].function.arguments | tojson }}|` +
+		`{% for k, v in tools[0].function.parameters.properties.items() %}{{ k }},{% endfor %}|{{ ("y" if add_generation_prompt else "n") + "!" }}`
+	ct, err := NewChatTemplate(src, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tool := json.RawMessage(`{"type":"function","function":{"name":"f","parameters":{"properties":{"z":{"type":"string"},"a":{"type":"number","default":1.5}}}}}`)
+	got, err := ct.RenderText(ChatRequest{
+		Messages:            []Message{{Role: "assistant", ToolCalls: []ToolCall{{Function: FunctionCall{Name: "f", Arguments: json.RawMessage(`"{\"z\": \"é<\", \"a\": 2}"`)}}}}},
+		Tools:               []json.RawMessage{tool},
+		AddGenerationPrompt: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "26 Jul 2026|{\n  \"type\": \"function\",\n  \"function\": {\n    \"name\": \"f\",\n    \"parameters\": {\n      \"properties\": {\n        \"z\": {\n          \"type\": \"string\"\n        },\n        \"a\": {\n          \"type\": \"number\",\n          \"default\": 1.5\n        }\n      }\n    }\n  }\n}|" +
+		`{"z": "é<", "a": 2}|z,a,|y!`
+	if got != want {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+}
