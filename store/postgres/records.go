@@ -278,7 +278,10 @@ func where(q store.Query) (conds, error) {
 	if err != nil {
 		return conds{}, err
 	}
-	if ok {
+	switch {
+	case ok && lo == hi: // equality keeps records_status in created_at order
+		c.add("r.status = $", lo)
+	case ok:
 		c.add("r.status BETWEEN $ AND $", lo, hi)
 	}
 	if q.HasFeedback != nil {

@@ -63,13 +63,13 @@ func (db *DB) InsertRecords(ctx context.Context, recs []store.Record) error {
 			return fmt.Errorf("insert record %q: %w", r.ID, err)
 		}
 		if tag == nil {
-			if tag, err = tx.PrepareContext(ctx, `INSERT OR IGNORE INTO record_tags (tag, record_seq) VALUES (?, ?)`); err != nil {
+			if tag, err = tx.PrepareContext(ctx, `INSERT OR IGNORE INTO record_tags (tag, created_at, record_seq) VALUES (?, ?, ?)`); err != nil {
 				return fmt.Errorf("insert records: %w", err)
 			}
 			defer tag.Close()
 		}
 		for _, t := range r.Tags {
-			if _, err := tag.ExecContext(ctx, t, seq); err != nil {
+			if _, err := tag.ExecContext(ctx, t, micros(r.CreatedAt), seq); err != nil {
 				return fmt.Errorf("insert record %q: tag %q: %w", r.ID, t, err)
 			}
 		}
@@ -99,18 +99,20 @@ func encodeLabels(r *store.Record) (tags, meta any, err error) {
 	return tags, meta, nil
 }
 
-// selectRecord reads a record and its latest feedback (f.* NULL when none).
-const selectRecord = `SELECT r.id, r.created_at, r.project, r.key_id, r.endpoint, r.route, r.provider,
+// recordColumns are a record and its latest feedback (f.* NULL when none),
+// in the order scanRows reads them.
+const recordColumns = `SELECT r.id, r.created_at, r.project, r.key_id, r.endpoint, r.route, r.provider,
 	r.model, r.stream, r.status, r.error, r.request, r.response, r.latency_ns, r.ttft_ns,
 	r.prompt_tokens, r.completion_tokens, r.usage_estimated, r.cost_usd, r.end_user, r.tags,
 	r.metadata, r.parent_id, r.attempts, f.seq, f.score, f.label, f.comment, f.created_at
-FROM records r
-LEFT JOIN feedback f ON f.seq = (SELECT seq FROM feedback WHERE request_id = r.id ORDER BY created_at DESC, seq DESC LIMIT 1)
+`
+
+const latestFeedback = `LEFT JOIN feedback f ON f.seq = (SELECT seq FROM feedback WHERE request_id = r.id ORDER BY created_at DESC, seq DESC LIMIT 1)
 `
 
 // GetRecord returns one record with its latest feedback, or store.ErrNotFound.
 func (db *DB) GetRecord(ctx context.Context, id string) (store.RecordWithFeedback, error) {
-	rows, err := db.r.QueryContext(ctx, selectRecord+"WHERE r.id = ?", id)
+	rows, err := db.r.QueryContext(ctx, recordColumns+"FROM records r "+latestFeedback+"WHERE r.id = ?", id)
 	if err != nil {
 		return store.RecordWithFeedback{}, fmt.Errorf("get record %q: %w", id, err)
 	}
@@ -135,11 +137,11 @@ func (db *DB) ListRecords(ctx context.Context, q store.Query) (store.Page, error
 		return store.Page{}, fmt.Errorf("list records: %w", err)
 	}
 	if ok {
-		w.add("(r.created_at, r.id) < (?, ?)", micros(cur.CreatedAt), cur.ID)
+		w.add("("+w.at+", r.id) < (?, ?)", micros(cur.CreatedAt), cur.ID)
 	}
 	limit := filter.Limit(q.Limit)
 	rows, err := db.r.QueryContext(ctx,
-		selectRecord+w.sql()+" ORDER BY r.created_at DESC, r.id DESC LIMIT ?",
+		recordColumns+w.from()+latestFeedback+w.sql()+" ORDER BY "+w.at+" DESC, r.id DESC LIMIT ?",
 		append(w.args, limit+1)...)
 	if err != nil {
 		return store.Page{}, fmt.Errorf("list records: %w", err)
@@ -175,10 +177,10 @@ func (db *DB) ScanRecords(ctx context.Context, q store.Query, fn func(store.Reco
 	for {
 		w := base.clone()
 		if after != nil {
-			w.add("(r.created_at, r.id) > (?, ?)", micros(after.CreatedAt), after.ID)
+			w.add("("+w.at+", r.id) > (?, ?)", micros(after.CreatedAt), after.ID)
 		}
 		rows, err := db.r.QueryContext(ctx,
-			selectRecord+w.sql()+" ORDER BY r.created_at, r.id LIMIT ?", append(w.args, scanPage)...)
+			recordColumns+w.from()+latestFeedback+w.sql()+" ORDER BY "+w.at+", r.id LIMIT ?", append(w.args, scanPage)...)
 		if err != nil {
 			return fmt.Errorf("scan records: %w", err)
 		}
@@ -205,9 +207,9 @@ func (db *DB) CountRecords(ctx context.Context, q store.Query) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("count records: %w", err)
 	}
-	from := "SELECT count(*) FROM records r "
+	from := "SELECT count(*) " + w.from()
 	if w.feedback {
-		from += "LEFT JOIN feedback f ON f.seq = (SELECT seq FROM feedback WHERE request_id = r.id ORDER BY created_at DESC, seq DESC LIMIT 1) "
+		from += latestFeedback
 	}
 	var n int64
 	if err := db.r.QueryRowContext(ctx, from+w.sql(), w.args...).Scan(&n); err != nil {
@@ -247,6 +249,18 @@ type conds struct {
 	terms    []string
 	args     []any
 	feedback bool // a term reads the latest feedback, aliased f
+	// at is the created_at column to filter and order on: r.created_at, or
+	// t0.created_at (the same value) when a tag filter drives the query
+	// from record_tags, whose key is (tag, created_at).
+	at string
+}
+
+// from is the FROM clause the terms read.
+func (c *conds) from() string {
+	if c.at == "t0.created_at" {
+		return "FROM records r JOIN record_tags t0 ON t0.record_seq = r.seq "
+	}
+	return "FROM records r "
 }
 
 func (c *conds) add(term string, args ...any) {
@@ -266,7 +280,7 @@ func (c *conds) in(col string, vals []string) {
 }
 
 func (c *conds) clone() conds {
-	return conds{terms: slices.Clone(c.terms), args: slices.Clone(c.args), feedback: c.feedback}
+	return conds{terms: slices.Clone(c.terms), args: slices.Clone(c.args), feedback: c.feedback, at: c.at}
 }
 
 func (c *conds) sql() string {
@@ -278,12 +292,21 @@ func (c *conds) sql() string {
 
 // where translates every filter of q except the cursor.
 func where(q store.Query) (conds, error) {
-	var c conds
+	c := conds{at: "r.created_at"}
+	if len(q.Tags) > 0 {
+		// The first tag's rows in record_tags are the candidates, newest
+		// first; further tags are point lookups on the same key.
+		c.at = "t0.created_at"
+		c.add("t0.tag = ?", q.Tags[0])
+		for _, t := range q.Tags[1:] {
+			c.add("EXISTS (SELECT 1 FROM record_tags WHERE tag = ? AND created_at = r.created_at AND record_seq = r.seq)", t)
+		}
+	}
 	if !q.Since.IsZero() {
-		c.add("r.created_at >= ?", micros(q.Since))
+		c.add(c.at+" >= ?", micros(q.Since))
 	}
 	if !q.Until.IsZero() {
-		c.add("r.created_at < ?", micros(q.Until))
+		c.add(c.at+" < ?", micros(q.Until))
 	}
 	if q.Project != "" {
 		c.add("r.project = ? AND r.project <> ''", q.Project)
@@ -291,9 +314,6 @@ func where(q store.Query) (conds, error) {
 	c.in("r.route", q.Routes)
 	c.in("r.model", q.Models)
 	c.in("r.provider", q.Providers)
-	for _, t := range q.Tags {
-		c.add("r.seq IN (SELECT record_seq FROM record_tags WHERE tag = ?)", t)
-	}
 	for _, k := range sortedKeys(q.Metadata) {
 		c.add("EXISTS (SELECT 1 FROM json_each(r.metadata) WHERE key = ? AND type = 'text' AND value = ?)", k, q.Metadata[k])
 	}
@@ -301,7 +321,10 @@ func where(q store.Query) (conds, error) {
 	if err != nil {
 		return conds{}, err
 	}
-	if ok {
+	switch {
+	case ok && lo == hi: // equality keeps records_status in created_at order
+		c.add("r.status = ?", lo)
+	case ok:
 		c.add("r.status BETWEEN ? AND ?", lo, hi)
 	}
 	if q.HasFeedback != nil {
@@ -331,7 +354,7 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
-// scanRows reads every row of selectRecord and closes rows.
+// scanRows reads every row of a recordColumns query and closes rows.
 func scanRows(rows *sql.Rows) ([]store.RecordWithFeedback, error) {
 	defer rows.Close()
 	var out []store.RecordWithFeedback

@@ -38,10 +38,13 @@ CREATE INDEX records_provider ON records (provider, created_at);
 CREATE INDEX records_status ON records (status, created_at);
 CREATE INDEX records_end_user ON records (end_user, created_at) WHERE end_user <> '';
 
+-- created_at is copied from the record so a tag filter can walk one tag's
+-- records newest-first straight from this table's primary key.
 CREATE TABLE record_tags (
     tag        TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
     record_seq INTEGER NOT NULL REFERENCES records (seq) ON DELETE CASCADE,
-    PRIMARY KEY (tag, record_seq)
+    PRIMARY KEY (tag, created_at, record_seq)
 ) WITHOUT ROWID;
 CREATE INDEX record_tags_record ON record_tags (record_seq);
 
