@@ -79,3 +79,15 @@ limits:
 		t.Logf("%s: %v", name, err)
 	}
 }
+
+// The documented example must stay loadable.
+func TestExampleConfigLoads(t *testing.T) {
+	c, err := Load("../docs/foundry.example.yaml", envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Providers) != 3 || c.Aliases["support-bot"] != "openai/gpt-4o-mini" || c.Retention != 2160*time.Hour ||
+		c.Capture.FlushInterval != 100*time.Millisecond || len(c.Fallbacks["support-bot"]) != 2 {
+		t.Fatalf("%+v", c)
+	}
+}
