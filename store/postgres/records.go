@@ -285,11 +285,12 @@ func where(q store.Query) (conds, error) {
 		c.add("r.status BETWEEN $ AND $", lo, hi)
 	}
 	if q.HasFeedback != nil {
-		c.feedback = true
+		// A semi-join, not a test on the lateral f, so the planner may start
+		// from the (usually much smaller) feedback table.
 		if *q.HasFeedback {
-			c.add("f.id IS NOT NULL")
+			c.add("EXISTS (SELECT 1 FROM feedback fe WHERE fe.request_id = r.id)")
 		} else {
-			c.add("f.id IS NULL")
+			c.add("NOT EXISTS (SELECT 1 FROM feedback fe WHERE fe.request_id = r.id)")
 		}
 	}
 	if q.MinScore != nil {
