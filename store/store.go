@@ -102,7 +102,9 @@ type RecordWithFeedback struct {
 
 // Store is Foundry's storage. Implementations must be safe for concurrent use.
 // Times are stored in UTC with microsecond precision (finer digits are
-// truncated); durations round-trip exactly.
+// truncated); durations and request/response bodies round-trip exactly; text
+// fields are stored as valid UTF-8, with NUL bytes and invalid sequences
+// replaced by U+FFFD (PostgreSQL accepts nothing else).
 type Store interface {
 	// InsertRecords writes captured calls in one batch. Inserting an ID that
 	// already exists is not an error and keeps the first copy (replays are idempotent).

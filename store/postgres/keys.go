@@ -9,12 +9,14 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/foundryhq/foundry/store"
+	"github.com/foundryhq/foundry/store/internal/clean"
 	"github.com/foundryhq/foundry/store/internal/filter"
 )
 
 // AddFeedback stores f; store.ErrNotFound when no record has f.RequestID.
 // A zero CreatedAt means now.
 func (db *DB) AddFeedback(ctx context.Context, f store.Feedback) error {
+	f = clean.Feedback(f)
 	at := f.CreatedAt
 	if at.IsZero() {
 		at = time.Now()
@@ -35,6 +37,7 @@ func (db *DB) AddFeedback(ctx context.Context, f store.Feedback) error {
 
 // CreateKey stores k. A zero CreatedAt means now; IDs and hashes are unique.
 func (db *DB) CreateKey(ctx context.Context, k store.Key) error {
+	k = clean.Key(k)
 	if k.CreatedAt.IsZero() {
 		k.CreatedAt = time.Now()
 	}
@@ -52,6 +55,7 @@ const selectKey = `SELECT id, name, project, prefix, hash, created_at, revoked_a
 // KeyByHash returns the key whose secret hashes to hash, revoked or not, or
 // store.ErrNotFound.
 func (db *DB) KeyByHash(ctx context.Context, hash string) (store.Key, error) {
+	hash = clean.Text(hash)
 	k, err := scanKey(db.pool.QueryRow(ctx, selectKey+"WHERE hash = $1", hash))
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = store.ErrNotFound
@@ -65,6 +69,7 @@ func (db *DB) KeyByHash(ctx context.Context, hash string) (store.Key, error) {
 // ListKeys returns the keys of project, or of every project when project is
 // "", oldest first.
 func (db *DB) ListKeys(ctx context.Context, project string) ([]store.Key, error) {
+	project = clean.Text(project)
 	rows, err := db.pool.Query(ctx, selectKey+"WHERE $1 = '' OR project = $1 ORDER BY created_at, id", project)
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", err)
@@ -86,6 +91,7 @@ func (db *DB) ListKeys(ctx context.Context, project string) ([]store.Key, error)
 
 // RevokeKey marks a key revoked now; revoking it again keeps the first time.
 func (db *DB) RevokeKey(ctx context.Context, id string) error {
+	id = clean.Text(id)
 	return db.updateKey(ctx, "revoke key", id,
 		`UPDATE keys SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1`, filter.Micro(time.Now()))
 }
@@ -93,6 +99,7 @@ func (db *DB) RevokeKey(ctx context.Context, id string) error {
 // TouchKey records that a key was used at at; an earlier time than the one
 // stored is ignored, so out-of-order touches never move it back.
 func (db *DB) TouchKey(ctx context.Context, id string, at time.Time) error {
+	id = clean.Text(id)
 	return db.updateKey(ctx, "touch key", id,
 		`UPDATE keys SET last_used_at = greatest(last_used_at, $2) WHERE id = $1`, filter.Micro(at))
 }

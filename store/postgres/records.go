@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/foundryhq/foundry/store"
+	"github.com/foundryhq/foundry/store/internal/clean"
 	"github.com/foundryhq/foundry/store/internal/filter"
 )
 
@@ -33,7 +34,8 @@ func (db *DB) InsertRecords(ctx context.Context, recs []store.Record) error {
 	}
 	rows := make([][]any, len(recs))
 	for i := range recs {
-		r := &recs[i]
+		rec := clean.Record(recs[i])
+		r := &rec
 		var meta any
 		if len(r.Metadata) > 0 {
 			b, err := json.Marshal(r.Metadata)
@@ -95,6 +97,7 @@ const latestFeedback = `LEFT JOIN LATERAL (
 
 // GetRecord returns one record with its latest feedback, or store.ErrNotFound.
 func (db *DB) GetRecord(ctx context.Context, id string) (store.RecordWithFeedback, error) {
+	id = clean.Text(id)
 	recs, err := db.query(ctx, selectRecord+"WHERE r.id = $1", id)
 	if err != nil {
 		return store.RecordWithFeedback{}, fmt.Errorf("get record %q: %w", id, err)
@@ -107,6 +110,7 @@ func (db *DB) GetRecord(ctx context.Context, id string) (store.RecordWithFeedbac
 
 // ListRecords returns one page of matching records, newest first.
 func (db *DB) ListRecords(ctx context.Context, q store.Query) (store.Page, error) {
+	q = clean.Query(q)
 	w, err := where(q)
 	if err != nil {
 		return store.Page{}, fmt.Errorf("list records: %w", err)
@@ -143,6 +147,7 @@ const scanPage = 256
 // transaction. Records inserted during the scan are seen if they sort after
 // the current position.
 func (db *DB) ScanRecords(ctx context.Context, q store.Query, fn func(store.RecordWithFeedback) error) error {
+	q = clean.Query(q)
 	base, err := where(q)
 	if err != nil {
 		return fmt.Errorf("scan records: %w", err)
@@ -173,6 +178,7 @@ func (db *DB) ScanRecords(ctx context.Context, q store.Query, fn func(store.Reco
 
 // CountRecords counts matching records.
 func (db *DB) CountRecords(ctx context.Context, q store.Query) (int64, error) {
+	q = clean.Query(q)
 	w, err := where(q)
 	if err != nil {
 		return 0, fmt.Errorf("count records: %w", err)

@@ -7,11 +7,13 @@ import (
 	"time"
 
 	"github.com/foundryhq/foundry/store"
+	"github.com/foundryhq/foundry/store/internal/clean"
 )
 
 // AddFeedback stores f; store.ErrNotFound when no record has f.RequestID.
 // A zero CreatedAt means now.
 func (db *DB) AddFeedback(ctx context.Context, f store.Feedback) error {
+	f = clean.Feedback(f)
 	at := f.CreatedAt
 	if at.IsZero() {
 		at = time.Now()
@@ -36,6 +38,7 @@ func (db *DB) AddFeedback(ctx context.Context, f store.Feedback) error {
 
 // CreateKey stores k. A zero CreatedAt means now; IDs and hashes are unique.
 func (db *DB) CreateKey(ctx context.Context, k store.Key) error {
+	k = clean.Key(k)
 	if k.CreatedAt.IsZero() {
 		k.CreatedAt = time.Now()
 	}
@@ -53,6 +56,7 @@ const selectKey = `SELECT id, name, project, prefix, hash, created_at, revoked_a
 // KeyByHash returns the key whose secret hashes to hash, revoked or not, or
 // store.ErrNotFound.
 func (db *DB) KeyByHash(ctx context.Context, hash string) (store.Key, error) {
+	hash = clean.Text(hash)
 	k, err := scanKey(db.r.QueryRowContext(ctx, selectKey+"WHERE hash = ?", hash))
 	if err != nil {
 		return store.Key{}, fmt.Errorf("key by hash: %w", errNoRows(err))
@@ -63,6 +67,7 @@ func (db *DB) KeyByHash(ctx context.Context, hash string) (store.Key, error) {
 // ListKeys returns the keys of project, or of every project when project is
 // "", oldest first.
 func (db *DB) ListKeys(ctx context.Context, project string) ([]store.Key, error) {
+	project = clean.Text(project)
 	rows, err := db.r.QueryContext(ctx, selectKey+"WHERE ? = '' OR project = ? ORDER BY created_at, id", project, project)
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", err)
@@ -84,6 +89,7 @@ func (db *DB) ListKeys(ctx context.Context, project string) ([]store.Key, error)
 
 // RevokeKey marks a key revoked now; revoking it again keeps the first time.
 func (db *DB) RevokeKey(ctx context.Context, id string) error {
+	id = clean.Text(id)
 	return db.updateKey(ctx, "revoke key", id,
 		`UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, micros(time.Now()), id)
 }
@@ -91,6 +97,7 @@ func (db *DB) RevokeKey(ctx context.Context, id string) error {
 // TouchKey records that a key was used at at; an earlier time than the one
 // stored is ignored, so out-of-order touches never move it back.
 func (db *DB) TouchKey(ctx context.Context, id string, at time.Time) error {
+	id = clean.Text(id)
 	return db.updateKey(ctx, "touch key", id,
 		`UPDATE keys SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)`, micros(at), id)
 }

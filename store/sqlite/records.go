@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/foundryhq/foundry/store"
+	"github.com/foundryhq/foundry/store/internal/clean"
 	"github.com/foundryhq/foundry/store/internal/filter"
 )
 
@@ -39,7 +40,8 @@ func (db *DB) InsertRecords(ctx context.Context, recs []store.Record) error {
 	defer ins.Close()
 	var tag *sql.Stmt
 	for i := range recs {
-		r := &recs[i]
+		rec := clean.Record(recs[i])
+		r := &rec
 		tags, meta, err := encodeLabels(r)
 		if err != nil {
 			return fmt.Errorf("insert record %q: %w", r.ID, err)
@@ -112,6 +114,7 @@ const latestFeedback = `LEFT JOIN feedback f ON f.seq = (SELECT seq FROM feedbac
 
 // GetRecord returns one record with its latest feedback, or store.ErrNotFound.
 func (db *DB) GetRecord(ctx context.Context, id string) (store.RecordWithFeedback, error) {
+	id = clean.Text(id)
 	rows, err := db.r.QueryContext(ctx, recordColumns+"FROM records r "+latestFeedback+"WHERE r.id = ?", id)
 	if err != nil {
 		return store.RecordWithFeedback{}, fmt.Errorf("get record %q: %w", id, err)
@@ -128,6 +131,7 @@ func (db *DB) GetRecord(ctx context.Context, id string) (store.RecordWithFeedbac
 
 // ListRecords returns one page of matching records, newest first.
 func (db *DB) ListRecords(ctx context.Context, q store.Query) (store.Page, error) {
+	q = clean.Query(q)
 	w, err := where(q)
 	if err != nil {
 		return store.Page{}, fmt.Errorf("list records: %w", err)
@@ -169,6 +173,7 @@ const scanPage = 256
 // long read would keep the WAL from being checkpointed). Records inserted
 // during the scan are seen if they sort after the current position.
 func (db *DB) ScanRecords(ctx context.Context, q store.Query, fn func(store.RecordWithFeedback) error) error {
+	q = clean.Query(q)
 	base, err := where(q)
 	if err != nil {
 		return fmt.Errorf("scan records: %w", err)
@@ -203,6 +208,7 @@ func (db *DB) ScanRecords(ctx context.Context, q store.Query, fn func(store.Reco
 
 // CountRecords counts matching records.
 func (db *DB) CountRecords(ctx context.Context, q store.Query) (int64, error) {
+	q = clean.Query(q)
 	w, err := where(q)
 	if err != nil {
 		return 0, fmt.Errorf("count records: %w", err)

@@ -32,6 +32,7 @@ func Run(t *testing.T, open Open) {
 	}{
 		{"RoundTrip", testRoundTrip},
 		{"IdempotentInsert", testIdempotentInsert},
+		{"Unclean text", testUncleanText},
 		{"Filters", testFilters},
 		{"Pagination", testPagination},
 		{"PageLimits", testPageLimits},
@@ -245,6 +246,40 @@ func testRoundTrip(t *testing.T, open Open) {
 		Latency: math.MaxInt64, TTFT: -1, PromptTokens: math.MaxInt32, CostUSD: math.SmallestNonzeroFloat64, Status: 599}
 	insert(t, s, odd)
 	diffRecord(t, get(t, s, "req-odd").Record, odd)
+}
+
+// testUncleanText stores text no database's text type takes as is (NUL,
+// invalid UTF-8): one such record must not fail its batch. Text fields come
+// back with each bad byte as U+FFFD; bodies come back byte for byte.
+func testUncleanText(t *testing.T, open Open) {
+	s := openStore(t, open)
+	ctx := context.Background()
+	bad := "a\x00b\xffc"
+	want := "a\uFFFDb\uFFFDc"
+	rec := store.Record{ID: "dirty", CreatedAt: base, Route: bad, Error: bad, User: bad,
+		Request: json.RawMessage("{\"x\":\"\x00\xff\"}"), Tags: []string{bad, "ok"}, Metadata: map[string]string{bad: bad}}
+	insert(t, s, rec, store.Record{ID: "clean", CreatedAt: base})
+	got := get(t, s, "dirty")
+	if got.Route != want || got.Error != want || got.User != want {
+		t.Errorf("text fields = %q, %q, %q; want %q", got.Route, got.Error, got.User, want)
+	}
+	if string(got.Request) != string(rec.Request) {
+		t.Errorf("Request = %q, want %q byte for byte", got.Request, rec.Request)
+	}
+	if !slices.Equal(got.Tags, []string{want, "ok"}) || got.Metadata[want] != want || len(got.Metadata) != 1 {
+		t.Errorf("tags %q metadata %q; want %q cleaned", got.Tags, got.Metadata, bad)
+	}
+	for _, q := range []store.Query{{Tags: []string{want}}, {Routes: []string{want}}, {Metadata: map[string]string{want: want}}, {User: want}} {
+		if n := count(t, s, q); n != 1 {
+			t.Errorf("CountRecords(%+v) = %d, want 1", q, n)
+		}
+	}
+	if err := s.AddFeedback(ctx, store.Feedback{RequestID: "dirty", Label: bad, Comment: bad}); err != nil {
+		t.Fatalf("AddFeedback with unclean text: %v", err)
+	}
+	if f := get(t, s, "dirty").Feedback; f == nil || f.Label != want || f.Comment != want {
+		t.Errorf("feedback = %+v, want label and comment %q", f, want)
+	}
 }
 
 func testIdempotentInsert(t *testing.T, open Open) {
