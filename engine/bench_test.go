@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -108,6 +109,68 @@ func BenchmarkGenerate(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(tokens)/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
+}
+
+// BenchmarkSmolLM2Shape measures a SmolLM2-135M-shaped model with random
+// weights (written once to $FOUNDRY_BENCH_DIR, default a temp dir); it is
+// skipped unless FOUNDRY_BENCH_135M=1 since writing the model takes a while.
+func BenchmarkSmolLM2Shape(b *testing.B) {
+	if os.Getenv("FOUNDRY_BENCH_135M") != "1" {
+		b.Skip("set FOUNDRY_BENCH_135M=1 to run")
+	}
+	dir := os.Getenv("FOUNDRY_BENCH_DIR")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "foundry-smollm2-135m-random")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {
+		cfg := model.Config{ModelType: "llama", VocabSize: 49152, HiddenSize: 576, IntermediateSize: 1536, NumLayers: 30,
+			NumHeads: 9, NumKVHeads: 3, HeadDim: 64, RMSNormEps: 1e-5, RopeTheta: 100000, MaxPositions: 8192,
+			TieWordEmbeddings: true, BOSTokenID: 1, EOSTokenIDs: []int{2}}
+		if err := model.WriteRandom(dir, cfg, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	be, err := NewBackend(context.Background(), BackendOptions{Config: testBackendConfig, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := model.Load(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	for _, slots := range []int{1, 8} {
+		r, err := NewRunner(context.Background(), be, m, RunnerOptions{Slots: slots, MaxContext: 512})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if slots == 1 {
+			b.Run("prefill=64", func(b *testing.B) {
+				prompt := make([]int32, 64)
+				for i := range prompt {
+					prompt[i] = int32(i * 7)
+				}
+				for b.Loop() {
+					if _, err := r.Prefill(0, prompt); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(64*b.N)/b.Elapsed().Seconds(), "tokens/s")
+			})
+		}
+		b.Run(fmt.Sprintf("decode/batch=%d", slots), func(b *testing.B) {
+			tokens, positions, active := make([]int32, slots), make([]int32, slots), make([]bool, slots)
+			for s := range slots {
+				active[s], positions[s] = true, 100
+			}
+			for b.Loop() {
+				if _, err := r.Decode(tokens, positions, active); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(slots*b.N)/b.Elapsed().Seconds(), "tokens/s")
 		})
 	}
 }
