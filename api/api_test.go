@@ -174,3 +174,29 @@ func TestChunkMarshalShape(t *testing.T) {
 		t.Fatalf("chunk = %s", b)
 	}
 }
+
+func TestScanExtraMatchesFullDecode(t *testing.T) {
+	known := names("a", "b")
+	for _, in := range []string{
+		`{"a":1,"b":"x","c":{"d":[1,"}",{"e":"\"]"}]},"f":null, "g" : true ,"h":-1.5e3,"i":"\\","j":[]}`,
+		`{}`, ` { "a" : 1 } `, `{"\u0063x":"escaped key"}`, `null`, `[1,2]`, `{"a":{"b":{}},"z":"\u00e9"}`,
+	} {
+		got := scanExtra([]byte(in), known)
+		var all map[string]json.RawMessage
+		json.Unmarshal([]byte(in), &all)
+		want := Extra{}
+		for k, v := range all {
+			if !known[k] {
+				want[k] = v
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: got %v want %v", in, got, want)
+		}
+		for k, v := range want {
+			if string(got[k]) != string(v) {
+				t.Fatalf("%s: key %s got %s want %s", in, k, got[k], v)
+			}
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"sort"
+	"unicode/utf8"
 )
 
 // Extra holds the JSON fields of an object that Foundry's types do not name,
@@ -17,21 +18,99 @@ func unmarshalExtra(data []byte, known any, names map[string]bool) (Extra, error
 	if err := json.Unmarshal(data, known); err != nil {
 		return nil, err
 	}
-	var all map[string]json.RawMessage
-	if err := json.Unmarshal(data, &all); err != nil {
-		return nil, err
+	// data is valid JSON now; find the unknown top-level keys with a plain
+	// byte scan instead of a second full decode (this runs for every
+	// message of every request on the gateway's hot path).
+	return scanExtra(data, names), nil
+}
+
+// scanExtra returns the top-level members of the JSON object in data (which
+// must be valid JSON) whose keys are not in names; nil for non-objects.
+func scanExtra(data []byte, names map[string]bool) Extra {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return nil
 	}
 	var extra Extra
-	for k, v := range all {
-		if names[k] {
-			continue
+	i++
+	for {
+		i = skipSpace(data, i)
+		if i >= len(data) || data[i] == '}' {
+			return extra
 		}
-		if extra == nil {
-			extra = Extra{}
+		if data[i] == ',' {
+			i = skipSpace(data, i+1)
 		}
-		extra[k] = v
+		ks := i
+		i = skipString(data, i)
+		rawKey := data[ks:i]
+		i = skipSpace(data, i)
+		i = skipSpace(data, i+1) // ':'
+		vs := i
+		i = skipValue(data, i)
+		key := string(rawKey[1 : len(rawKey)-1])
+		if bytes.IndexByte(rawKey, '\\') >= 0 || !utf8.Valid(rawKey) { // decode as encoding/json does
+			_ = json.Unmarshal(rawKey, &key)
+		}
+		if !names[key] {
+			if extra == nil {
+				extra = Extra{}
+			}
+			extra[key] = json.RawMessage(bytes.Clone(data[vs:i]))
+		}
 	}
-	return extra, nil
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index just past the string starting at b[i] == '"'.
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return i
+}
+
+// skipValue returns the index just past the JSON value starting at b[i].
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return i
+	default:
+		for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\n' && b[i] != '\r' && b[i] != '\t' {
+			i++
+		}
+		return i
+	}
 }
 
 // marshalExtra marshals known and appends the extra fields (sorted, so the

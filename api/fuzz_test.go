@@ -58,3 +58,30 @@ func FuzzReassembleSSE(f *testing.F) {
 		}
 	})
 }
+
+// FuzzScanExtra: for any valid JSON object the byte scanner finds exactly
+// the unknown members a full decode finds, byte for byte.
+func FuzzScanExtra(f *testing.F) {
+	f.Add([]byte(`{"model":"m","x":{"y":["}",1]},"z":"\\\""}`))
+	f.Add([]byte(`{"\u006dodel":1, "a" : [ ] }`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var all map[string]json.RawMessage
+		if !json.Valid(data) || json.Unmarshal(data, &all) != nil {
+			return
+		}
+		got := scanExtra(data, chatRequestNames)
+		n := 0
+		for k, v := range all {
+			if chatRequestNames[k] {
+				continue
+			}
+			n++
+			if !bytes.Equal(got[k], v) {
+				t.Fatalf("key %q: scan %q, decode %q", k, got[k], v)
+			}
+		}
+		if n != len(got) {
+			t.Fatalf("scan found %d extras, decode %d: %v", len(got), n, got)
+		}
+	})
+}
