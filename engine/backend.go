@@ -1,7 +1,19 @@
-// Package engine runs models on GoMLX: it picks the backend (XLA through a
-// PJRT plugin when one is installed, else the pure-Go simplego backend) and
-// holds loaded models with per-slot KV caches (Runner). Sampling, scheduling
-// and generation build on Runner.
+// Package engine runs models on GoMLX.
+//
+//   - NewBackend picks the backend: XLA through a PJRT plugin when one is
+//     installed (never downloaded), else the pure-Go simplego backend, and
+//     logs which and why.
+//   - Runner holds a model's weights, bound once, and a KV cache of fixed
+//     decode slots; it runs prefill (prompts padded to static buckets) and
+//     batched decode steps at static shapes, so XLA compiles each graph once.
+//   - Engine is the continuous-batching scheduler on a Runner: requests queue,
+//     are prefilled into free slots between decode steps, stream their tokens
+//     (sampled on the host: greedy, temperature, top-k, top-p, min-p, seeded,
+//     with logprobs) and end on stop tokens, stop strings, max tokens, the end
+//     of the context, an error or cancellation.
+//
+// Text comes from a Detokenizer (the tokenizer package's, adapted); the
+// engine itself works on token ids.
 package engine
 
 import (
