@@ -31,7 +31,7 @@ import (
 
 // env is a gateway in front of a fake OpenAI upstream, capturing into a real SQLite file.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	up   *upstreamtest.OpenAI
 	st   store.Store
 	capt *capture.Capturer
@@ -49,7 +49,7 @@ type envOpts struct {
 	extra     func(reg *provider.Registry)
 }
 
-func newEnv(t *testing.T, o envOpts) *env {
+func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
 	ctx := context.Background()
 	up := upstreamtest.NewOpenAI(t)
