@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"runtime"
 	"strings"
 
@@ -37,16 +38,25 @@ var _ store.Store = (*DB)(nil)
 // Open opens (creating if needed) the SQLite database at path and migrates it
 // to the current schema.
 func Open(ctx context.Context, path string) (*DB, error) {
-	if path == "" || path == ":memory:" || strings.ContainsAny(path, "?#") {
-		return nil, fmt.Errorf("open sqlite %q: need a file path without '?' or '#'", path)
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") || strings.Contains(path, "?") {
+		return nil, fmt.Errorf("open sqlite %q: need a plain file path, without '?'", path)
 	}
+	// The file holds captured prompts and key hashes: create it private.
+	// SQLite gives the -wal and -shm files the same permissions.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	f.Close()
 	// busy_timeout covers other processes on the same file; within this one
 	// the single writer connection serialises writes. BEGIN IMMEDIATE takes the
 	// write lock up front so a transaction never fails upgrading a read lock.
 	// Records carry kilobytes of JSON: 16 KiB pages (effective only when the
 	// file is created) cut write syscalls by ~4x over the 4 KiB default.
 	common := "_busy_timeout=10000&_pragma=cache_size(-16000)&_pragma=temp_store(memory)"
-	w, err := sql.Open("sqlite", "file:"+path+"?"+common+
+	// A plain name (not a file: URI) reaches SQLite verbatim, '%' and '#'
+	// included; the driver strips and applies the parameters after '?'.
+	w, err := sql.Open("sqlite", path+"?"+common+
 		"&_pragma=page_size(16384)&_journal_mode=WAL&_synchronous=NORMAL&_foreign_keys=1&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %q: %w", path, err)
@@ -63,7 +73,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("open sqlite %q: %w", path, err)
 	}
-	r, err := sql.Open("sqlite", "file:"+path+"?"+common+"&_query_only=1")
+	r, err := sql.Open("sqlite", path+"?"+common+"&_query_only=1")
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open sqlite %q: %w", path, err)

@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -42,11 +43,32 @@ func TestStore(t *testing.T) {
 }
 
 func TestOpenRejectsNonFilePaths(t *testing.T) {
-	for _, path := range []string{"", ":memory:", "a.db?mode=ro"} {
+	for _, path := range []string{"", ":memory:", "a.db?mode=ro", "file:a.db"} {
 		if db, err := sqlite.Open(context.Background(), path); err == nil {
 			db.Close()
 			t.Errorf("Open(%q) succeeded, want an error", path)
 		}
+	}
+}
+
+// TestOpenOddPath opens a file whose name a URI parser would change, and
+// checks that it is created private.
+func TestOpenOddPath(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a%20b #1.db")
+	db, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open(%q): %v", path, err)
+	}
+	if err := db.InsertRecords(context.Background(), []store.Record{{ID: "x", CreatedAt: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatalf("the database is not at %q: %v", path, err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %v, want 0600", path, fi.Mode().Perm())
 	}
 }
 
