@@ -41,6 +41,9 @@ type Token struct {
 	// Logprob and TopLogprobs are set when the request asked for them.
 	Logprob     float32
 	TopLogprobs []TokenLogprob
+	// End marks an end token (end-of-sequence or a stop token id): the last
+	// of a stream, counted in usage, with no text of its own.
+	End bool
 }
 
 // FinishReason says why generation ended, as in OpenAI's finish_reason.
@@ -193,6 +196,9 @@ type job struct {
 	text    *textStream
 	stop    stopMatcher
 	maxNew  int
+	// adapter is the slot's LoRA adapter (0: the base model). When LoRA
+	// serving arrives, the scheduler hands Runner.Decode one index per slot.
+	adapter int
 	pos     int32 // where the next fed token goes
 	next    int32 // the token to feed at the next decode step
 }
@@ -212,7 +218,7 @@ func (e *Engine) Generate(ctx context.Context, req Request) (*Stream, error) {
 		seed = *req.Sampling.Seed
 	}
 	j := &job{
-		ctx: ctx, req: req, maxNew: maxNew, pos: int32(len(req.Prompt)),
+		ctx: ctx, req: req, maxNew: maxNew, adapter: req.Adapter, pos: int32(len(req.Prompt)),
 		stream:  &Stream{tokens: make(chan Token, maxNew+1), done: make(chan struct{})},
 		sampler: newSampler(req.Sampling, seed),
 		stop:    stopMatcher{stops: slices.DeleteFunc(slices.Clone(req.Stop), func(s string) bool { return s == "" })},
@@ -376,7 +382,7 @@ func (e *Engine) accept(j *job, logits []float32) bool {
 	var finish FinishReason
 	byString := false
 	if j.isStop(id, e.eos) {
-		finish = FinishStop
+		finish, tok.End = FinishStop, true
 	} else if j.text != nil {
 		piece, err := j.text.add(id)
 		if err != nil {

@@ -178,6 +178,11 @@ func TestStops(t *testing.T) {
 		if want := f.GreedyIDs[:15]; !slices.Equal(res.IDs(), want) || res.FinishReason != FinishStop {
 			t.Fatalf("got %v (%s), want %v ending with EOS (stop)", res.IDs(), res.FinishReason, want)
 		}
+		for i, tok := range res.Tokens {
+			if tok.End != (i == 14) {
+				t.Fatalf("token %d (%d) End=%v", i, tok.ID, tok.End)
+			}
+		}
 		if want := "w41 w17 w74 w17 w132 w202 w15 w269 w236 w243 w175 w98 w55 w24 "; res.Text != want {
 			t.Fatalf("text %q, want %q (no text for EOS)", res.Text, want)
 		}
