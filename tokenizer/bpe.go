@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"container/heap"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -175,22 +174,57 @@ type mergeCand struct {
 	id        int
 }
 
+// mergeHeap is a binary min-heap by (rank, pos), typed to avoid
+// container/heap's boxing.
 type mergeHeap []mergeCand
 
-func (h mergeHeap) Len() int { return len(h) }
-func (h mergeHeap) Less(i, j int) bool {
+func (h mergeHeap) less(i, j int) bool {
 	if h[i].rank != h[j].rank {
 		return h[i].rank < h[j].rank
 	}
 	return h[i].pos < h[j].pos
 }
-func (h mergeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *mergeHeap) Push(x any)   { *h = append(*h, x.(mergeCand)) }
-func (h *mergeHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+
+func (h mergeHeap) down(i int) {
+	n := len(h)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && h.less(r, l) {
+			m = r
+		}
+		if !h.less(m, i) {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+}
+
+func (h *mergeHeap) push(c mergeCand) {
+	*h = append(*h, c)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !s.less(i, p) {
+			break
+		}
+		s[i], s[p] = s[p], s[i]
+		i = p
+	}
+}
+
+func (h *mergeHeap) pop() mergeCand {
+	s := *h
+	top := s[0]
+	last := len(s) - 1
+	s[0] = s[last]
+	*h = s[:last]
+	h.down(0)
+	return top
 }
 
 // mergeWord splits word into its initial symbols and applies merges lowest
@@ -252,9 +286,11 @@ func (b *bpe) mergeWord(word string) []int {
 			h = append(h, mergeCand{rank: int(m.rank), pos: i, id: int(m.id)})
 		}
 	}
-	heap.Init(&h)
-	for h.Len() > 0 {
-		top := heap.Pop(&h).(mergeCand)
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+	for len(h) > 0 {
+		top := h.pop()
 		cur := &syms[top.pos]
 		if cur.gone || cur.next < 0 {
 			continue
@@ -272,12 +308,12 @@ func (b *bpe) mergeWord(word string) []int {
 		}
 		if cur.prev >= 0 {
 			if m, ok := b.merges[pairKey(syms[cur.prev].id, cur.id)]; ok {
-				heap.Push(&h, mergeCand{rank: int(m.rank), pos: cur.prev, id: int(m.id)})
+				h.push(mergeCand{rank: int(m.rank), pos: cur.prev, id: int(m.id)})
 			}
 		}
 		if cur.next >= 0 {
 			if m, ok := b.merges[pairKey(cur.id, syms[cur.next].id)]; ok {
-				heap.Push(&h, mergeCand{rank: int(m.rank), pos: top.pos, id: int(m.id)})
+				h.push(mergeCand{rank: int(m.rank), pos: top.pos, id: int(m.id)})
 			}
 		}
 	}

@@ -171,11 +171,15 @@ func applyBehavior(s string, ps []piece, b splitBehavior, out []string) []string
 type splitPre struct {
 	literal  string
 	re       *regexp2.Regexp
+	fast     *fastMatcher // same matches as re, faster
 	behavior splitBehavior
 	invert   bool
 }
 
 func (p *splitPre) matches(s string) [][2]int {
+	if p.fast != nil {
+		return p.fast.findAll(s)
+	}
 	if p.re != nil {
 		return findAll(p.re, s)
 	}
@@ -226,8 +230,10 @@ func (p funcSplit) preTokenize(words []string, _ bool) []string {
 // splitting with the GPT-2 regex first.
 type byteLevelPre struct {
 	addPrefixSpace bool
-	re             *regexp2.Regexp // nil when use_regex is false
+	useRegex       bool
 }
+
+var gpt2Fast = fastMatcherFor(gpt2Pattern)
 
 func (p *byteLevelPre) preTokenize(words []string, _ bool) []string {
 	var out []string
@@ -235,8 +241,8 @@ func (p *byteLevelPre) preTokenize(words []string, _ bool) []string {
 		if p.addPrefixSpace && !strings.HasPrefix(w, " ") {
 			w = " " + w
 		}
-		if p.re != nil {
-			for _, m := range findAll(p.re, w) {
+		if p.useRegex {
+			for _, m := range gpt2Fast.findAll(w) {
 				out = append(out, w[m[0]:m[1]])
 			}
 		} else {
@@ -323,11 +329,7 @@ func parsePreTokenizer(raw json.RawMessage) (preTokenizer, error) {
 		}
 		return seq, nil
 	case "ByteLevel":
-		bl := &byteLevelPre{addPrefixSpace: p.AddPrefixSpace == nil || *p.AddPrefixSpace}
-		if p.UseRegex == nil || *p.UseRegex {
-			bl.re = regexp2.MustCompile(gpt2Pattern, regexp2.None)
-		}
-		return bl, nil
+		return &byteLevelPre{addPrefixSpace: p.AddPrefixSpace == nil || *p.AddPrefixSpace, useRegex: p.UseRegex == nil || *p.UseRegex}, nil
 	case "Split":
 		lit, re, err := p.Pattern.compile("Split pre-tokenizer")
 		if err != nil {
@@ -337,7 +339,11 @@ func parsePreTokenizer(raw json.RawMessage) (preTokenizer, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &splitPre{literal: lit, re: re, behavior: b, invert: p.Invert}, nil
+		sp := &splitPre{literal: lit, re: re, behavior: b, invert: p.Invert}
+		if re != nil {
+			sp.fast = fastMatcherFor(*p.Pattern.Regex)
+		}
+		return sp, nil
 	case "Metaspace":
 		m := &metaspacePre{replacement: p.Replacement, prepend: p.PrependScheme, split: p.Split == nil || *p.Split}
 		if m.replacement == "" {
