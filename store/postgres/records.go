@@ -17,12 +17,10 @@ import (
 	"github.com/foundryhq/foundry/store/internal/filter"
 )
 
-var recordColumns = []string{
-	"id", "created_at", "project", "key_id", "endpoint", "route", "provider", "model", "stream",
-	"status", "error", "request", "response", "latency_ns", "ttft_ns", "prompt_tokens",
-	"completion_tokens", "usage_estimated", "cost_usd", "end_user", "tags", "metadata",
-	"parent_id", "attempts",
-}
+// columns are the records columns InsertRecords writes, in its row order.
+const columns = "id, created_at, project, key_id, endpoint, route, provider, model, stream, " +
+	"status, error, request, response, latency_ns, ttft_ns, prompt_tokens, completion_tokens, " +
+	"usage_estimated, cost_usd, end_user, tags, metadata, parent_id, attempts"
 
 // InsertRecords COPYs recs into a per-connection temporary table, then moves
 // them into records with ON CONFLICT DO NOTHING, in input order, so a
@@ -34,8 +32,7 @@ func (db *DB) InsertRecords(ctx context.Context, recs []store.Record) error {
 	}
 	rows := make([][]any, len(recs))
 	for i := range recs {
-		rec := clean.Record(recs[i])
-		r := &rec
+		r := clean.Record(recs[i])
 		var meta any
 		if len(r.Metadata) > 0 {
 			b, err := json.Marshal(r.Metadata)
@@ -54,17 +51,16 @@ func (db *DB) InsertRecords(ctx context.Context, recs []store.Record) error {
 			r.PromptTokens, r.CompletionTokens, r.UsageEstimated, r.CostUSD, r.User, tags, meta,
 			r.ParentID, r.Attempts}
 	}
-	cols := strings.Join(recordColumns, ", ")
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		// ON COMMIT DELETE ROWS keeps one empty table per connection instead
 		// of creating and dropping catalog entries for every batch.
 		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS records_in (ord integer, LIKE records) ON COMMIT DELETE ROWS`); err != nil {
 			return err
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"records_in"}, append([]string{"ord"}, recordColumns...), pgx.CopyFromRows(rows)); err != nil {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"records_in"}, strings.Split("ord, "+columns, ", "), pgx.CopyFromRows(rows)); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, "INSERT INTO records ("+cols+") SELECT "+cols+" FROM records_in ORDER BY ord ON CONFLICT (id) DO NOTHING")
+		_, err := tx.Exec(ctx, "INSERT INTO records ("+columns+") SELECT "+columns+" FROM records_in ORDER BY ord ON CONFLICT (id) DO NOTHING")
 		return err
 	})
 	if err != nil {

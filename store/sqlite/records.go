@@ -40,9 +40,8 @@ func (db *DB) InsertRecords(ctx context.Context, recs []store.Record) error {
 	defer ins.Close()
 	var tag *sql.Stmt
 	for i := range recs {
-		rec := clean.Record(recs[i])
-		r := &rec
-		tags, meta, err := encodeLabels(r)
+		r := clean.Record(recs[i])
+		tags, meta, err := encodeLabels(&r)
 		if err != nil {
 			return fmt.Errorf("insert record %q: %w", r.ID, err)
 		}
@@ -57,7 +56,11 @@ func (db *DB) InsertRecords(ctx context.Context, recs []store.Record) error {
 		if len(r.Tags) == 0 {
 			continue
 		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("insert record %q: %w", r.ID, err)
+		}
+		if n == 0 {
 			continue // a duplicate: the first copy keeps its own tags
 		}
 		seq, err := res.LastInsertId()

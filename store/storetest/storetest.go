@@ -580,6 +580,18 @@ func testPagination(t *testing.T, open Open) {
 	if len(rest) != 115 || slices.Contains(idsOf(rest), "p-new") {
 		t.Errorf("after the cursor: %d records (want 115), p-new included: %v", len(rest), slices.Contains(idsOf(rest), "p-new"))
 	}
+
+	// Ties break by id compared as bytes ("B" < "_" < "a"), in every driver.
+	tie := base.Add(-time.Hour)
+	var tied []store.Record
+	for _, id := range []string{"a", "B", "b", "_", "A", "a0", "ä"} {
+		tied = append(tied, store.Record{ID: id, CreatedAt: tie})
+	}
+	insert(t, s, tied...)
+	got := listAll(t, s, store.Query{Until: tie.Add(time.Microsecond), Limit: 2})
+	if want := []string{"ä", "b", "a0", "a", "_", "B", "A"}; !slices.Equal(idsOf(got), want) {
+		t.Errorf("ties broken as %q, want %q (bytewise, descending)", idsOf(got), want)
+	}
 }
 
 func testPageLimits(t *testing.T, open Open) {

@@ -1,8 +1,10 @@
 -- +goose Up
 -- Request and response bodies are bytea, not jsonb: they must come back byte
 -- for byte, and one malformed upstream body must not fail a whole batch.
+-- Ids collate as bytes ("C"), whatever the database's locale, so pages break
+-- created_at ties in the same order as SQLite does.
 CREATE TABLE records (
-    id                text             PRIMARY KEY,
+    id                text COLLATE "C" PRIMARY KEY,
     created_at        timestamptz      NOT NULL,
     project           text             NOT NULL DEFAULT '',
     key_id            text             NOT NULL DEFAULT '',
@@ -42,7 +44,7 @@ CREATE INDEX records_metadata ON records USING gin (metadata jsonb_path_ops);
 
 CREATE TABLE feedback (
     id         bigint           GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    request_id text             NOT NULL REFERENCES records (id) ON DELETE CASCADE,
+    request_id text COLLATE "C" NOT NULL REFERENCES records (id) ON DELETE CASCADE,
     score      double precision,
     label      text             NOT NULL DEFAULT '',
     comment    text             NOT NULL DEFAULT '',
