@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -100,6 +101,7 @@ func chatEnvironment() *exec.Environment {
 		filters := exec.NewFilterSet(map[string]exec.FilterFunction{}).Update(builtins.Filters)
 		_ = filters.Replace("tojson", filterToJSON)
 		_ = filters.Replace("items", filterItems)
+		_ = filters.Replace("reverse", filterReverse)
 		ctx := exec.EmptyContext().Update(builtins.GlobalFunctions).Update(builtins.GlobalVariables)
 		ctx.Set("strftime_now", func(_ *exec.Evaluator, params *exec.VarArgs) *exec.Value {
 			if len(params.Args) != 1 {
@@ -110,6 +112,7 @@ func chatEnvironment() *exec.Environment {
 		ctx.Set("__foundry_ifelse", ifElse)
 		methods := builtins.Methods
 		methods.Dict = orderedDictMethods()
+		methods.Str = pythonStrMethods()
 		chatEnv = &exec.Environment{
 			Context:           ctx,
 			Filters:           filters,
@@ -636,6 +639,31 @@ func filterItems(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value
 	for _, p := range dictPairs(in) {
 		out = append(out, []any{p.Key, p.Value})
 	}
+	return exec.AsValue(out)
+}
+
+// filterReverse reverses a list or string. gonja v2.9.1's sorts lists in
+// descending order instead, and leaves two-element sequences alone.
+func filterReverse(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	if in.IsString() {
+		r := []rune(in.String())
+		slices.Reverse(r)
+		return exec.AsValue(string(r))
+	}
+	var out []any
+	if in.IsList() {
+		for i := in.Len() - 1; i >= 0; i-- {
+			out = append(out, in.Index(i).Interface())
+		}
+		return exec.AsValue(out)
+	}
+	for _, p := range dictPairs(in) {
+		out = append(out, p.Key.Interface())
+	}
+	slices.Reverse(out)
 	return exec.AsValue(out)
 }
 

