@@ -53,11 +53,12 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// write lock up front so a transaction never fails upgrading a read lock.
 	// Records carry kilobytes of JSON: 16 KiB pages (effective only when the
 	// file is created) cut write syscalls by ~4x over the 4 KiB default.
-	common := "_busy_timeout=10000&_pragma=cache_size(-16000)&_pragma=temp_store(memory)"
+	// journal_size_limit shrinks the WAL back after a burst has grown it.
 	// A plain name (not a file: URI) reaches SQLite verbatim, '%' and '#'
 	// included; the driver strips and applies the parameters after '?'.
-	w, err := sql.Open("sqlite", path+"?"+common+
-		"&_pragma=page_size(16384)&_journal_mode=WAL&_synchronous=NORMAL&_foreign_keys=1&_txlock=immediate")
+	common := "_busy_timeout=10000&_pragma=cache_size(-16000)&_pragma=temp_store(memory)"
+	w, err := sql.Open("sqlite", path+"?"+common+"&_pragma=page_size(16384)&_pragma=journal_size_limit(67108864)"+
+		"&_journal_mode=WAL&_synchronous=NORMAL&_foreign_keys=1&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %q: %w", path, err)
 	}
