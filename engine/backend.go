@@ -80,6 +80,12 @@ func NewBackend(ctx context.Context, opts BackendOptions) (*Backend, error) {
 	)
 	switch name {
 	case simplego.BackendName, "simplego":
+		if plugin == "" && raceDetector {
+			// simplego's parallel executor decides buffer reuse from a counter
+			// it reads without a lock (GoMLX v0.26 simplego/exec.go), which the
+			// race detector reports: run ops one at a time in -race builds.
+			plugin = "ops_sequential"
+		}
 		b, err = simplego.New(plugin) // e.g. "go:ops_sequential"
 	case "xla", "stablehlo", "hlo", "shlo":
 		b, err = newXLA(plugin)

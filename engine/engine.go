@@ -204,6 +204,8 @@ type job struct {
 }
 
 // Generate checks req and queues it; tokens arrive on the returned Stream.
+// A request it refuses gives a *RequestError (a prompt too long for the
+// context also matches *ContextError).
 // Cancelling ctx ends the request (its Wait returns ctx's error) and frees its slot.
 func (e *Engine) Generate(ctx context.Context, req Request) (*Stream, error) {
 	if err := e.check(req); err != nil {
@@ -237,7 +239,20 @@ func (e *Engine) Generate(ctx context.Context, req Request) (*Stream, error) {
 	return j.stream, nil
 }
 
+// RequestError is a request Generate refuses: the caller's mistake, not the engine's.
+type RequestError struct{ Err error }
+
+func (e *RequestError) Error() string { return e.Err.Error() }
+func (e *RequestError) Unwrap() error { return e.Err }
+
 func (e *Engine) check(req Request) error {
+	if err := e.checkRequest(req); err != nil {
+		return &RequestError{Err: err}
+	}
+	return nil
+}
+
+func (e *Engine) checkRequest(req Request) error {
 	if len(req.Prompt) == 0 {
 		return errors.New("generate: empty prompt (a prompt needs at least one token)")
 	}

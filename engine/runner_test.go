@@ -56,7 +56,7 @@ var (
 func goBackend(t testing.TB) *Backend {
 	t.Helper()
 	testBackendOnce.Do(func() {
-		testBackend, testBackendErr = NewBackend(context.Background(), BackendOptions{Config: testBackendConfig, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		testBackend, testBackendErr = NewBackend(context.Background(), BackendOptions{Config: "go", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	})
 	if testBackendErr != nil {
 		t.Fatal(testBackendErr)

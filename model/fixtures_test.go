@@ -44,7 +44,9 @@ func loadReference(t *testing.T, dir string) (reference, []float32) {
 // TestForwardMatchesReference runs the full-sequence forward of each fixture
 // model and compares every position's logits with the reference (1e-4).
 func TestForwardMatchesReference(t *testing.T) {
-	backend, err := backends.NewWithConfig("go")
+	// ops_sequential: simplego's parallel executor reads a buffer-reuse counter
+	// without a lock (GoMLX v0.26), which -race reports; sequential is as fast here.
+	backend, err := backends.NewWithConfig("go:ops_sequential")
 	if err != nil {
 		t.Fatal(err)
 	}

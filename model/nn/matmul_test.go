@@ -13,7 +13,9 @@ import (
 
 func newTestBackend(t testing.TB) backends.Backend {
 	t.Helper()
-	b, err := backends.NewWithConfig("go")
+	// ops_sequential: simplego's parallel executor reads a buffer-reuse counter
+	// without a lock (GoMLX v0.26), which -race reports; sequential is as fast here.
+	b, err := backends.NewWithConfig("go:ops_sequential")
 	if err != nil {
 		t.Fatal(err)
 	}
