@@ -1,12 +1,17 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/foundryhq/foundry/api"
 	"github.com/foundryhq/foundry/engine"
-	"github.com/foundryhq/foundry/model"
+	providerengine "github.com/foundryhq/foundry/provider/engine"
 	"github.com/foundryhq/foundry/tokenizer"
 	"github.com/spf13/cobra"
 )
@@ -21,7 +26,7 @@ type runOptions struct {
 	topP, minP  float64
 	seed        int64
 	stop        []string
-	stats       bool
+	stats, raw  bool
 }
 
 func newRunCmd() *cobra.Command {
@@ -29,9 +34,10 @@ func newRunCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run MODEL_DIR PROMPT",
 		Short: "Generate text from a local model on the built-in engine",
-		Long: "Continues PROMPT with the model in MODEL_DIR (config.json, safetensors and tokenizer.json),\n" +
-			"streaming the text to stdout. The prompt is encoded as plain text, with the tokenizer's\n" +
-			"special tokens (e.g. BOS) added; greedy unless --temperature is set.",
+		Long: "Answers PROMPT with the model in MODEL_DIR (config.json, safetensors, tokenizer.json and\n" +
+			"tokenizer_config.json), streaming the text to stdout. The prompt is sent as one user message\n" +
+			"through the model's chat template (--raw, or a model without one: continued as plain text);\n" +
+			"greedy unless --temperature is set.",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runModel(cmd, args[0], args[1], o)
@@ -48,105 +54,144 @@ func newRunCmd() *cobra.Command {
 	f.Int64Var(&o.seed, "seed", -1, "random seed for sampling (-1: random)")
 	f.StringArrayVar(&o.stop, "stop", nil, "stop string (repeatable); the text ends before it")
 	f.BoolVar(&o.stats, "stats", false, "print token counts and speed to stderr")
+	f.BoolVar(&o.raw, "raw", false, "continue PROMPT as plain text instead of sending it as a user message through the chat template")
 	return cmd
 }
 
 func runModel(cmd *cobra.Command, dir, prompt string, o runOptions) error {
 	ctx := cmd.Context()
-	m, err := model.Load(dir)
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		return fmt.Errorf("%w; `foundry engine logits` runs a model without a tokenizer", err)
-	}
 	b, err := engine.NewBackend(ctx, engine.BackendOptions{Config: o.backend, Logger: engineLogger(cmd)})
 	if err != nil {
 		return err
 	}
 	defer b.Finalize()
-	r, err := engine.NewRunner(ctx, b, m, engine.RunnerOptions{Slots: 1, MaxContext: o.maxContext})
+	m, err := providerengine.Load(ctx, b, dir, dir, providerengine.LoadOptions{
+		Runner: engine.RunnerOptions{Slots: 1, MaxContext: o.maxContext}, Logger: engineLogger(cmd)})
 	if err != nil {
-		return err
-	}
-	eng := engine.New(r, engine.Options{Detokenizer: detokenizer(tok), EOS: stopIDs(m.Config, tok), Logger: engineLogger(cmd)})
-	defer eng.Close()
-
-	ids := toInt32(tok.Encode(prompt, tokenizer.EncodeOptions{AddSpecial: true}))
-	if len(ids) == 0 {
-		return errors.New("the prompt encodes to no tokens; give some text")
-	}
-	req := engine.Request{Prompt: ids, MaxTokens: o.maxTokens, Stop: o.stop,
-		Sampling: engine.Sampling{Temperature: o.temperature, TopK: o.topK, TopP: o.topP, MinP: o.minP}}
-	if o.seed >= 0 {
-		s := uint64(o.seed)
-		req.Sampling.Seed = &s
-	}
-	start := time.Now()
-	stream, err := eng.Generate(ctx, req)
-	if err != nil {
-		return err
-	}
-	out := cmd.OutOrStdout()
-	first := time.Duration(0)
-	for t := range stream.Tokens() {
-		if first == 0 {
-			first = time.Since(start)
+		if strings.Contains(err.Error(), "tokenizer.json") {
+			return fmt.Errorf("%w; `foundry engine logits` runs a model without a tokenizer", err)
 		}
-		fmt.Fprint(out, t.Text)
+		return err
 	}
-	res, err := stream.Wait()
-	fmt.Fprintln(out)
+	defer m.Engine.Close()
+	start := time.Now()
+	var out runOutput
+	if o.raw || (m.Tokenizer.ChatTemplate == "" && len(m.Tokenizer.ChatTemplates) == 0) {
+		if !o.raw {
+			fmt.Fprintln(cmd.ErrOrStderr(), "note: the model has no chat template; continuing the prompt as plain text")
+		}
+		out, err = runRaw(cmd, m, prompt, o)
+	} else {
+		out, err = runChat(cmd, m, prompt, o)
+	}
+	fmt.Fprintln(cmd.OutOrStdout())
 	if err != nil {
 		return err
 	}
 	if o.stats {
 		total := time.Since(start)
-		n := res.Usage.CompletionTokens
 		rate := 0.0
-		if n > 1 && total > first {
-			rate = float64(n-1) / (total - first).Seconds()
+		if n := out.usage.CompletionTokens; n > 1 && total > out.first {
+			rate = float64(n-1) / (total - out.first).Seconds()
 		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "%d prompt + %d completion tokens, finish %s; first token after %s, then %.1f tokens/s (%s)\n",
-			res.Usage.PromptTokens, n, res.FinishReason, first.Round(time.Millisecond), rate, b.Config)
+			out.usage.PromptTokens, out.usage.CompletionTokens, out.finish, out.first.Round(time.Millisecond), rate, b.Config)
 	}
 	return nil
 }
 
-// detokenizer adapts a tokenizer to the engine, skipping special tokens.
-func detokenizer(tok *tokenizer.Tokenizer) engine.Detokenizer {
-	return engine.DecodeFunc(func(ids []int32) (string, error) {
-		return tok.Decode(toInt(ids), true), nil
-	})
+type runOutput struct {
+	usage  engine.Usage
+	finish string
+	first  time.Duration // until the first token
 }
 
-// stopIDs are the model's end-of-sequence ids and the tokenizer's stop ids.
-func stopIDs(cfg model.Config, tok *tokenizer.Tokenizer) []int32 {
-	var out []int32
-	seen := map[int]bool{}
-	for _, id := range append(append([]int(nil), cfg.EOSTokenIDs...), tok.StopIDs()...) {
-		if !seen[id] {
-			seen[id] = true
-			out = append(out, int32(id))
+// runChat sends the prompt as one user message through the engine
+// provider: the chat template and request mapping the gateway uses.
+func runChat(cmd *cobra.Command, m providerengine.Model, prompt string, o runOptions) (runOutput, error) {
+	p, err := providerengine.New(providerengine.Options{Models: []providerengine.Model{m}})
+	if err != nil {
+		return runOutput{}, err
+	}
+	req := &api.ChatRequest{Model: m.Name, Messages: []api.Message{{Role: "user", Content: api.TextContent(prompt)}},
+		Temperature: &o.temperature, MaxTokens: &o.maxTokens, Stop: o.stop, Stream: true,
+		StreamOptions: &api.StreamOptions{IncludeUsage: true}, Extra: api.Extra{}}
+	if o.topP > 0 {
+		req.TopP = &o.topP
+	}
+	if o.seed >= 0 {
+		req.Seed = &o.seed
+	}
+	if o.topK > 0 {
+		req.Extra["top_k"] = json.RawMessage(strconv.Itoa(o.topK))
+	}
+	if o.minP > 0 {
+		req.Extra["min_p"] = json.RawMessage(strconv.FormatFloat(o.minP, 'g', -1, 64))
+	}
+	start := time.Now()
+	st, err := p.ChatStream(cmd.Context(), req)
+	if err != nil {
+		return runOutput{}, err
+	}
+	defer st.Close()
+	var out runOutput
+	for {
+		ch, err := st.Next()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		if ch.Usage != nil {
+			out.usage = engine.Usage{PromptTokens: ch.Usage.PromptTokens, CompletionTokens: ch.Usage.CompletionTokens}
+		}
+		for _, c := range ch.Choices {
+			if c.Delta.Content != nil && *c.Delta.Content != "" {
+				if out.first == 0 {
+					out.first = time.Since(start)
+				}
+				fmt.Fprint(cmd.OutOrStdout(), *c.Delta.Content)
+			}
+			if c.FinishReason != nil {
+				out.finish = *c.FinishReason
+			}
 		}
 	}
-	return out
 }
 
-func toInt32(ids []int) []int32 {
-	out := make([]int32, len(ids))
-	for i, id := range ids {
-		out[i] = int32(id)
+// runRaw continues the prompt as plain text, with the tokenizer's special
+// tokens (e.g. BOS) added.
+func runRaw(cmd *cobra.Command, m providerengine.Model, prompt string, o runOptions) (runOutput, error) {
+	ids := m.Tokenizer.Encode(prompt, tokenizer.EncodeOptions{AddSpecial: true})
+	if len(ids) == 0 {
+		return runOutput{}, errors.New("the prompt encodes to no tokens; give some text")
 	}
-	return out
-}
-
-func toInt(ids []int32) []int {
-	out := make([]int, len(ids))
+	req := engine.Request{Prompt: make([]int32, len(ids)), MaxTokens: o.maxTokens, Stop: o.stop,
+		Sampling: engine.Sampling{Temperature: o.temperature, TopK: o.topK, TopP: o.topP, MinP: o.minP}}
 	for i, id := range ids {
-		out[i] = int(id)
+		req.Prompt[i] = int32(id)
 	}
-	return out
+	if o.seed >= 0 {
+		s := uint64(o.seed)
+		req.Sampling.Seed = &s
+	}
+	start := time.Now()
+	stream, err := m.Engine.Generate(cmd.Context(), req)
+	if err != nil {
+		return runOutput{}, err
+	}
+	var out runOutput
+	for t := range stream.Tokens() {
+		if out.first == 0 {
+			out.first = time.Since(start)
+		}
+		fmt.Fprint(cmd.OutOrStdout(), t.Text)
+	}
+	res, err := stream.Wait()
+	if err != nil {
+		return out, err
+	}
+	out.usage, out.finish = res.Usage, string(res.FinishReason)
+	return out, nil
 }

@@ -122,3 +122,29 @@ func TestRunErrors(t *testing.T) {
 		t.Fatal("temperature -1: no error")
 	}
 }
+
+// TestRunChat sends the prompt through the chat template: the output is the
+// engine provider's answer to one user message.
+func TestRunChat(t *testing.T) {
+	dir := byteLevelModelDir(t, "qwen2")
+	cfg := `{"eos_token": "<|sx|>", "chat_template": "{% for m in messages %}<|sxx|>{{ m.role }}\n{{ m.content }}<|sx|>\n{% endfor %}{% if add_generation_prompt %}<|sxx|>assistant\n{% endif %}"}`
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := runRunCmd(t, dir, "Hello", "--max-tokens", "12", "--backend", "go", "--stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1 + len("user\nHello") + 2 + 1 + len("assistant\n") prompt tokens.
+	if !strings.Contains(stderr, "24 prompt + ") || strings.Contains(stderr, "no chat template") {
+		t.Fatalf("stats: %q", stderr)
+	}
+	raw, _, err := runRunCmd(t, dir, "Hello", "--max-tokens", "12", "--backend", "go", "--raw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw == out {
+		t.Fatalf("--raw and chat gave the same output %q", out)
+	}
+	t.Logf("chat %q, raw %q", out, raw)
+}
