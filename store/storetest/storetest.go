@@ -294,6 +294,13 @@ func testIdempotentInsert(t *testing.T, open Open) {
 	insert(t, s, second) // a whole batch of duplicates
 	insert(t, s)         // and an empty one
 
+	// A cancelled batch stores nothing: no record of it is half-written.
+	cctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.InsertRecords(cctx, []store.Record{{ID: "c1", CreatedAt: base}, {ID: "c2", CreatedAt: base}}); err == nil {
+		t.Error("InsertRecords with a cancelled context succeeded")
+	}
+
 	if n := count(t, s, store.Query{}); n != 2 {
 		t.Errorf("CountRecords = %d, want 2", n)
 	}
