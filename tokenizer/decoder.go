@@ -184,8 +184,8 @@ func (d stripDecoder) decode(toks []string) []string {
 	return out
 }
 
-// metaspaceDecoder turns ▁ back into spaces, dropping the one prepended to
-// the first token.
+// metaspaceDecoder turns ▁ back into spaces. As in Rust, every ▁ of the
+// first token is dropped unless prepend_scheme is "never".
 type metaspaceDecoder struct {
 	replacement string
 	prepend     bool
@@ -194,11 +194,11 @@ type metaspaceDecoder struct {
 func (d metaspaceDecoder) decode(toks []string) []string {
 	out := make([]string, len(toks))
 	for i, t := range toks {
-		t = strings.ReplaceAll(t, d.replacement, " ")
 		if i == 0 && d.prepend {
-			t = strings.TrimPrefix(t, " ")
+			out[i] = strings.ReplaceAll(t, d.replacement, "")
+		} else {
+			out[i] = strings.ReplaceAll(t, d.replacement, " ")
 		}
-		out[i] = t
 	}
 	return out
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/dlclark/regexp2"
+	"golang.org/x/text/cases"
+	"golang.org/x/text/language"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -35,9 +37,11 @@ func (p prependNorm) normalize(s string) string {
 	return p.prefix + s
 }
 
+// lowercaseNorm uses full case mapping (İ → i̇, final sigma) as Rust's
+// str::to_lowercase does; strings.ToLower maps rune by rune.
 type lowercaseNorm struct{}
 
-func (lowercaseNorm) normalize(s string) string { return strings.ToLower(s) }
+func (lowercaseNorm) normalize(s string) string { return cases.Lower(language.Und).String(s) }
 
 type stripNorm struct{ left, right bool }
 

@@ -374,7 +374,9 @@ func parsePreTokenizer(raw json.RawMessage) (preTokenizer, error) {
 	case "WhitespaceSplit":
 		return funcSplit{is: isWhitespace, behavior: removed}, nil
 	case "Whitespace":
-		re := regexp2.MustCompile(`\w+|[^\w\s]+`, regexp2.None)
+		// \w+|[^\w\s]+ with Rust's Unicode \w (regexp2's lacks Mc marks).
+		const w = `\p{L}\p{Nl}\p{M}\p{Nd}\p{Pc}\u200c\u200d`
+		re := regexp2.MustCompile(`[`+w+`]+|[^`+w+`\s]+`, regexp2.None)
 		return &splitPre{re: re, behavior: removed, invert: true}, nil
 	}
 	return nil, fmt.Errorf("tokenizer.json: pre_tokenizer %q is not supported (supported: Sequence, ByteLevel, Split, Metaspace, Digits, Punctuation, Whitespace, WhitespaceSplit)", p.Type)

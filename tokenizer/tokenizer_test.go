@@ -149,3 +149,51 @@ func TestRegexRuneOffsets(t *testing.T) {
 func itoa(i int) string { return strconv.Itoa(i) }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+func TestDecoders(t *testing.T) {
+	for _, tc := range []struct {
+		name, json string
+		toks       []string
+		want       string
+	}{
+		{"metaspace", `{"type":"Metaspace","replacement":"▁","prepend_scheme":"always"}`, []string{"▁▁Hi", "▁there", "▁"}, "Hi there "},
+		{"metaspace never", `{"type":"Metaspace","replacement":"▁","prepend_scheme":"never"}`, []string{"▁Hi", "▁there"}, " Hi there"},
+		{"metaspace legacy", `{"type":"Metaspace","replacement":"▁","add_prefix_space":false}`, []string{"▁Hi"}, " Hi"},
+		{"byte fallback", `{"type":"Sequence","decoders":[{"type":"ByteFallback"},{"type":"Fuse"}]}`, []string{"a", "<0xE2>", "<0x82>", "<0xAC>", "<0xFF>", "b"}, "a\uFFFD\uFFFD\uFFFD\uFFFDb"}, // Rust: an invalid run gives one U+FFFD per byte
+		{"invalid run", `{"type":"ByteFallback"}`, []string{"<0xE2>", "<0x82>", "x"}, "\uFFFD\uFFFDx"},
+		{"strip", `{"type":"Strip","content":" ","start":2,"stop":1}`, []string{"   a  "}, " a "},
+		{"replace", `{"type":"Replace","pattern":{"String":"▁"},"content":" "}`, []string{"▁a▁b"}, " a b"},
+	} {
+		d, err := parseDecoder([]byte(tc.json))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := strings.Join(d.decode(tc.toks), ""); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestPreTokenizers(t *testing.T) {
+	for _, tc := range []struct {
+		name, json string
+		in         string
+		first      bool
+		want       []string
+	}{
+		{"metaspace split", `{"type":"Metaspace","replacement":"▁","prepend_scheme":"always","split":true}`, "a b  c", true, []string{"▁a", "▁b", "▁", "▁c"}},
+		{"metaspace first", `{"type":"Metaspace","replacement":"▁","prepend_scheme":"first","split":false}`, "a b", false, []string{"a▁b"}},
+		{"digits", `{"type":"Digits","individual_digits":false}`, "ab123c4", true, []string{"ab", "123", "c", "4"}},
+		{"punctuation", `{"type":"Punctuation"}`, "a,b!?", true, []string{"a", ",", "b", "!", "?"}},
+		{"whitespace", `{"type":"Whitespace"}`, "hi, you  there!", true, []string{"hi", ",", "you", "there", "!"}},
+		{"split invert", `{"type":"Split","pattern":{"Regex":"\\d+"},"behavior":"Removed","invert":true}`, "a12b3", true, []string{"12", "3"}},
+	} {
+		p, err := parsePreTokenizer([]byte(tc.json))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := p.preTokenize([]string{tc.in}, tc.first); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
