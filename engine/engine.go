@@ -318,6 +318,7 @@ func (e *Engine) loop() {
 			pending = pending[1:]
 			logits, err := e.r.Prefill(s, j.req.Prompt)
 			if err != nil {
+				e.log.Error("engine prefill failed; failing the requests in flight", "prompt_tokens", len(j.req.Prompt), "err", err)
 				e.finish(j, "", err)
 				e.failAll(slots, fmt.Errorf("another request's prefill failed and cleared the KV cache: %w", err))
 				continue
