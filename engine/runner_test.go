@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -172,5 +174,46 @@ func TestRunnerRejectsBadInput(t *testing.T) {
 	}
 	if _, err := r.Decode([]int32{1, 1}, []int32{16, 0}, []bool{true, false}); err == nil {
 		t.Fatal("decode at position 16 of 16: no error")
+	}
+}
+
+// TestLoadErrors: broken model directories fail with errors that say what
+// is wrong, before any graph is built.
+func TestLoadErrors(t *testing.T) {
+	src := filepath.Join("..", "model", "testdata", "qwen2")
+	cfg, err := os.ReadFile(filepath.Join(src, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	weights, err := os.ReadFile(filepath.Join(src, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		config, weights []byte
+		want            string
+	}{
+		"architecture": {bytes.Replace(cfg, []byte(`"qwen2"`), []byte(`"gpt2"`), 1), weights, "gpt2"},
+		"truncated":    {cfg, weights[:len(weights)/2], "model.safetensors"},
+		"shape":        {bytes.Replace(cfg, []byte(`"intermediate_size": 128`), []byte(`"intermediate_size": 96`), 1), weights, "shape"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "config.json"), tc.config, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "model.safetensors"), tc.weights, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			m, err := model.Load(dir)
+			if err == nil {
+				m.Close()
+				t.Fatal("no error")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not mention %q", err, tc.want)
+			}
+			t.Log(err)
+		})
 	}
 }
