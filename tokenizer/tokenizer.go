@@ -3,10 +3,21 @@
 // SentencePiece-style BPE with byte fallback (Llama 2, Mistral, TinyLlama,
 // Gemma 3), with their normalizers, pre-tokenizers, added tokens,
 // post-processors and decoders, plus a streaming decoder and the model's
-// Jinja2 chat template (see chat.go).
+// Jinja2 chat template.
 //
-// Encodings are checked token-for-token against the JS reference
-// implementation on real tokenizer files (see tokenizer_test.go).
+//	tok, err := tokenizer.Load(modelDir)                  // tokenizer.json (+ tokenizer_config.json, generation_config.json)
+//	ids := tok.Encode(text, tokenizer.EncodeOptions{AddSpecial: true})
+//	text := tok.Decode(ids, true)                         // skip special tokens
+//	r, err := tok.ApplyChatTemplate(tokenizer.ChatRequest{Messages: msgs, AddGenerationPrompt: true})
+//	prompt := tok.Encode(r.Text, tokenizer.EncodeOptions{}) // the template writes BOS itself
+//	sd := tokenizer.NewStreamDecoder(tok, true)
+//	for id := range generated { fmt.Print(sd.Add(id)) }; fmt.Print(sd.Flush())
+//
+// Encodings and decodings are checked token-for-token against the JS
+// reference (@lenml/tokenizers) on real tokenizer files, chat templates
+// against @huggingface/jinja (see reference_test.go and chat_test.go).
+// Where the JS reference departs from the Rust tokenizers, Foundry follows
+// Rust; testdata/variants.json lists those cases.
 package tokenizer
 
 import (
@@ -209,6 +220,9 @@ func (t *Tokenizer) readConfig(data []byte) error {
 		EOS          json.RawMessage `json:"eos_token"`
 		ChatTemplate json.RawMessage `json:"chat_template"`
 		CleanUp      bool            `json:"clean_up_tokenization_spaces"`
+		Class        string          `json:"tokenizer_class"`
+		AddBOS       *bool           `json:"add_bos_token"`
+		AddEOS       *bool           `json:"add_eos_token"`
 		Decoder      map[string]struct {
 			Content string `json:"content"`
 			Special bool   `json:"special"`
@@ -225,6 +239,28 @@ func (t *Tokenizer) readConfig(data []byte) error {
 	if id, ok := t.TokenID(t.EOSToken); ok && t.EOSToken != "" {
 		t.eos = id
 		t.addStop(id)
+	}
+	// transformers' LlamaTokenizerFast and GemmaTokenizerFast rebuild the
+	// post-processor from add_bos_token/add_eos_token; other classes use
+	// tokenizer.json's as written.
+	switch strings.TrimSuffix(c.Class, "Fast") {
+	case "LlamaTokenizer", "CodeLlamaTokenizer", "GemmaTokenizer":
+		if c.AddBOS != nil || c.AddEOS != nil {
+			var p templatePost
+			if c.AddBOS == nil || *c.AddBOS { // Llama's default is true
+				if t.bos < 0 {
+					return fmt.Errorf("tokenizer_config.json: add_bos_token is set but bos_token %q is not a token", t.BOSToken)
+				}
+				p.before = []int{t.bos}
+			}
+			if c.AddEOS != nil && *c.AddEOS {
+				if t.eos < 0 {
+					return fmt.Errorf("tokenizer_config.json: add_eos_token is set but eos_token %q is not a token", t.EOSToken)
+				}
+				p.after = []int{t.eos}
+			}
+			t.post = p
+		}
 	}
 	if len(c.ChatTemplate) > 0 && string(c.ChatTemplate) != "null" {
 		var s string

@@ -197,3 +197,26 @@ func TestPreTokenizers(t *testing.T) {
 		}
 	}
 }
+
+func TestAddBOSFromConfig(t *testing.T) {
+	tj := []byte(`{"added_tokens":[{"id":0,"content":"<s>","special":true},{"id":1,"content":"</s>","special":true}],
+"post_processor":{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"<s>","type_id":0}},{"Sequence":{"id":"A","type_id":0}}],"special_tokens":{"<s>":{"id":"<s>","ids":[0],"tokens":["<s>"]}}},
+"model":{"type":"BPE","vocab":{"<s>":0,"</s>":1,"a":2},"merges":[]}}`)
+	for _, tc := range []struct {
+		cfg  string
+		want []int
+	}{
+		{`{"tokenizer_class":"LlamaTokenizer","bos_token":"<s>","eos_token":"</s>","add_bos_token":false,"add_eos_token":true}`, []int{2, 1}},
+		{`{"tokenizer_class":"LlamaTokenizerFast","bos_token":"<s>","eos_token":"</s>","add_eos_token":true}`, []int{0, 2, 1}},
+		{`{"tokenizer_class":"PreTrainedTokenizerFast","bos_token":"<s>","add_bos_token":false}`, []int{0, 2}},
+		{`{"tokenizer_class":"LlamaTokenizer"}`, []int{0, 2}},
+	} {
+		tok, err := New(tj, []byte(tc.cfg), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tok.Encode("a", EncodeOptions{AddSpecial: true}); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.cfg, got, tc.want)
+		}
+	}
+}
