@@ -61,8 +61,11 @@ func (m *memStore) ScanRecords(context.Context, store.Query, func(store.RecordWi
 }
 func (m *memStore) CountRecords(context.Context, store.Query) (int64, error)      { return 0, nil }
 func (m *memStore) DeleteRecordsBefore(context.Context, time.Time) (int64, error) { return 0, nil }
-func (m *memStore) AddFeedback(context.Context, store.Feedback) error             { return nil }
-func (m *memStore) CreateKey(context.Context, store.Key) error                    { return nil }
+func (m *memStore) Usage(context.Context, store.Query, time.Duration) ([]store.UsageBucket, error) {
+	return nil, nil
+}
+func (m *memStore) AddFeedback(context.Context, store.Feedback) error { return nil }
+func (m *memStore) CreateKey(context.Context, store.Key) error        { return nil }
 func (m *memStore) KeyByHash(context.Context, string) (store.Key, error) {
 	return store.Key{}, store.ErrNotFound
 }

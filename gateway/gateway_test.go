@@ -628,3 +628,36 @@ func TestAnthropicThroughOpenAISDK(t *testing.T) {
 		t.Fatalf("upstream request %s %v %s", got.Path, got.Header, got.Body)
 	}
 }
+
+func TestUsageRollup(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	for i := 0; i < 3; i++ {
+		e.do("POST", "/v1/chat/completions", "", []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"a b c"}]}`))
+	}
+	e.up.Fail(upstreamtest.Fault{Status: 400, Message: "nope"})
+	e.do("POST", "/v1/chat/completions", "", []byte(`{"model":"gpt-4o","messages":[{"role":"user","content":"x"}]}`))
+	e.capt.Flush(context.Background())
+	code, _, body := e.do("GET", "/api/v1/usage?since=1h&bucket=1h", "", nil)
+	var out struct {
+		Data []gateway.UsageJSON `json:"data"`
+	}
+	if code != 200 || json.Unmarshal(body, &out) != nil {
+		t.Fatalf("%d %s", code, body)
+	}
+	byModel := map[string]gateway.UsageJSON{}
+	for _, u := range out.Data {
+		byModel[u.Model] = u
+	}
+	if m := byModel["gpt-4o-mini"]; m.Requests != 3 || m.Errors != 0 || m.CompletionTokens != 12 || m.CostUSD <= 0 {
+		t.Fatalf("gpt-4o-mini: %+v", m)
+	}
+	if m := byModel["gpt-4o"]; m.Requests != 1 || m.Errors != 1 {
+		t.Fatalf("gpt-4o: %+v", m)
+	}
+	if code, _, _ := e.do("GET", "/api/v1/usage?bucket=1ms", "", nil); code != 400 {
+		t.Fatalf("bad bucket: %d", code)
+	}
+	if code, _, _ := e.do("GET", "/api/v1/requests?cursor=garbage", "", nil); code != 400 {
+		t.Fatalf("bad cursor: %d", code)
+	}
+}

@@ -207,6 +207,10 @@ func (s *Server) handleListRequests(w http.ResponseWriter, r *http.Request) {
 		q.Project = id.Project
 	}
 	page, err := s.opts.Store.ListRecords(r.Context(), q)
+	if errors.Is(err, store.ErrInvalidQuery) {
+		api.WriteError(w, api.BadRequest("", err.Error()))
+		return
+	}
 	if err != nil {
 		s.storeError(w, r, "list requests", err)
 		return
@@ -215,6 +219,63 @@ func (s *Server) handleListRequests(w http.ResponseWriter, r *http.Request) {
 	out := recordList{Object: "list", Data: make([]RecordJSON, 0, len(page.Records)), NextCursor: page.NextCursor, HasMore: page.NextCursor != ""}
 	for _, rec := range page.Records {
 		out.Data = append(out.Data, ViewRecord(rec, bodies))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// UsageJSON is one bucket of GET /api/v1/usage.
+type UsageJSON struct {
+	Start            time.Time `json:"start"`
+	Provider         string    `json:"provider"`
+	Model            string    `json:"model"`
+	Requests         int64     `json:"requests"`
+	Errors           int64     `json:"errors"`
+	PromptTokens     int64     `json:"prompt_tokens"`
+	CompletionTokens int64     `json:"completion_tokens"`
+	CostUSD          float64   `json:"cost_usd"`
+	MeanLatencyMS    float64   `json:"mean_latency_ms"`
+}
+
+// handleUsage rolls captured calls up per time bucket and model: the same
+// filters as /api/v1/requests plus bucket (a duration, default 1h).
+func (s *Server) handleUsage(w http.ResponseWriter, r *http.Request) {
+	if !s.needStore(w) {
+		return
+	}
+	v := r.URL.Query()
+	q, err := ParseQuery(v, time.Now())
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	bucket := time.Hour
+	if b := v.Get("bucket"); b != "" {
+		if bucket, err = time.ParseDuration(b); err != nil || bucket < time.Second {
+			api.WriteError(w, api.BadRequest("bucket", fmt.Sprintf("bucket %q: use a duration of at least 1s, such as 5m, 1h or 24h", b)))
+			return
+		}
+	}
+	rows, err := s.opts.Store.Usage(r.Context(), q, bucket)
+	if errors.Is(err, store.ErrInvalidQuery) {
+		api.WriteError(w, api.BadRequest("", err.Error()))
+		return
+	}
+	if err != nil {
+		s.storeError(w, r, "usage", err)
+		return
+	}
+	out := struct {
+		Object        string      `json:"object"`
+		BucketSeconds float64     `json:"bucket_seconds"`
+		Data          []UsageJSON `json:"data"`
+	}{Object: "list", BucketSeconds: bucket.Seconds(), Data: make([]UsageJSON, 0, len(rows))}
+	for _, u := range rows {
+		j := UsageJSON{Start: u.Start, Provider: u.Provider, Model: u.Model, Requests: u.Requests, Errors: u.Errors,
+			PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, CostUSD: u.CostUSD}
+		if u.Requests > 0 {
+			j.MeanLatencyMS = ms(u.Latency / time.Duration(u.Requests))
+		}
+		out.Data = append(out.Data, j)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -135,6 +135,7 @@ func (s *Server) routes() {
 	m.Handle("GET /metrics", s.metrics.handler())
 	m.HandleFunc("GET /api/v1/requests", s.auth(true, s.handleListRequests))
 	m.HandleFunc("GET /api/v1/requests/{id}", s.auth(true, s.handleGetRequest))
+	m.HandleFunc("GET /api/v1/usage", s.auth(true, s.handleUsage))
 	m.HandleFunc("POST /api/v1/feedback", s.auth(false, s.handleFeedback))
 	m.HandleFunc("POST /api/v1/keys", s.auth(true, s.handleCreateKey))
 	m.HandleFunc("GET /api/v1/keys", s.auth(true, s.handleListKeys))

@@ -50,6 +50,16 @@ type Record struct {
 	Attempts int               // upstream attempts, retries and fallbacks included
 }
 
+// UsageBucket is the traffic and spend of one provider/model in one time bucket.
+type UsageBucket struct {
+	Start                          time.Time // bucket start (UTC)
+	Provider, Model                string
+	Requests, Errors               int64 // Errors: status >= 400
+	PromptTokens, CompletionTokens int64
+	CostUSD                        float64
+	Latency                        time.Duration // sum over the bucket's requests; divide by Requests for the mean
+}
+
 // Feedback is a user's judgement of one captured call.
 type Feedback struct {
 	RequestID string
@@ -115,6 +125,10 @@ type Store interface {
 	// oldest first, without holding them all in memory.
 	ScanRecords(ctx context.Context, q Query, fn func(RecordWithFeedback) error) error
 	CountRecords(ctx context.Context, q Query) (int64, error)
+	// Usage rolls the records matching q (Cursor and Limit ignored) up into
+	// time buckets of width bucket (aligned to the Unix epoch), per provider
+	// and model, oldest bucket first.
+	Usage(ctx context.Context, q Query, bucket time.Duration) ([]UsageBucket, error)
 	// DeleteRecordsBefore applies retention; it returns how many were removed.
 	DeleteRecordsBefore(ctx context.Context, t time.Time) (int64, error)
 

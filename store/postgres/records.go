@@ -190,6 +190,45 @@ func (db *DB) CountRecords(ctx context.Context, q store.Query) (int64, error) {
 	return n, nil
 }
 
+// Usage rolls matching records up per time bucket, provider and model.
+func (db *DB) Usage(ctx context.Context, q store.Query, bucket time.Duration) ([]store.UsageBucket, error) {
+	if bucket < time.Second {
+		return nil, fmt.Errorf("usage: bucket %v is shorter than a second: %w", bucket, store.ErrInvalidQuery)
+	}
+	q = clean.Query(q)
+	w, err := where(q)
+	if err != nil {
+		return nil, fmt.Errorf("usage: %w", err)
+	}
+	n := len(w.args) + 1
+	sel := fmt.Sprintf("SELECT (floor(extract(epoch FROM r.created_at) * 1000000 / $%d)::bigint * $%d) AS b, r.provider, r.model, count(*), "+
+		"count(*) FILTER (WHERE r.status >= 400), coalesce(sum(r.prompt_tokens), 0)::bigint, coalesce(sum(r.completion_tokens), 0)::bigint, "+
+		"coalesce(sum(r.cost_usd), 0)::float8, coalesce(sum(r.latency_ns), 0)::bigint FROM records r ", n, n)
+	if w.feedback {
+		sel += latestFeedback
+	}
+	args := append(w.args, bucket.Microseconds())
+	rows, err := db.pool.Query(ctx, sel+w.sql()+" GROUP BY b, r.provider, r.model ORDER BY b, r.provider, r.model", args...)
+	if err != nil {
+		return nil, fmt.Errorf("usage: %w", err)
+	}
+	defer rows.Close()
+	var out []store.UsageBucket
+	for rows.Next() {
+		var u store.UsageBucket
+		var start, lat int64
+		if err := rows.Scan(&start, &u.Provider, &u.Model, &u.Requests, &u.Errors, &u.PromptTokens, &u.CompletionTokens, &u.CostUSD, &lat); err != nil {
+			return nil, fmt.Errorf("usage: %w", err)
+		}
+		u.Start, u.Latency = time.UnixMicro(start).UTC(), time.Duration(lat)
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("usage: %w", err)
+	}
+	return out, nil
+}
+
 // deleteChunk bounds one retention transaction, so locks are short and
 // capture writes interleave with a large delete.
 const deleteChunk = 5000

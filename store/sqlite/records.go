@@ -227,6 +227,44 @@ func (db *DB) CountRecords(ctx context.Context, q store.Query) (int64, error) {
 	return n, nil
 }
 
+// Usage rolls matching records up per time bucket, provider and model.
+func (db *DB) Usage(ctx context.Context, q store.Query, bucket time.Duration) ([]store.UsageBucket, error) {
+	if bucket < time.Second {
+		return nil, fmt.Errorf("usage: bucket %v is shorter than a second: %w", bucket, store.ErrInvalidQuery)
+	}
+	q = clean.Query(q)
+	w, err := where(q)
+	if err != nil {
+		return nil, fmt.Errorf("usage: %w", err)
+	}
+	us := bucket.Microseconds()
+	sel := "SELECT (r.created_at / ?) * ? AS b, r.provider, r.model, count(*), sum(r.status >= 400), sum(r.prompt_tokens), " +
+		"sum(r.completion_tokens), sum(r.cost_usd), sum(r.latency_ns) " + w.from()
+	if w.feedback {
+		sel += latestFeedback
+	}
+	args := append([]any{us, us}, w.args...)
+	rows, err := db.r.QueryContext(ctx, sel+w.sql()+" GROUP BY b, r.provider, r.model ORDER BY b, r.provider, r.model", args...)
+	if err != nil {
+		return nil, fmt.Errorf("usage: %w", err)
+	}
+	defer rows.Close()
+	var out []store.UsageBucket
+	for rows.Next() {
+		var u store.UsageBucket
+		var start, lat int64
+		if err := rows.Scan(&start, &u.Provider, &u.Model, &u.Requests, &u.Errors, &u.PromptTokens, &u.CompletionTokens, &u.CostUSD, &lat); err != nil {
+			return nil, fmt.Errorf("usage: %w", err)
+		}
+		u.Start, u.Latency = fromMicros(start), time.Duration(lat)
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("usage: %w", err)
+	}
+	return out, nil
+}
+
 // deleteChunk bounds one retention transaction, so capture writes interleave
 // with a large delete instead of waiting for all of it.
 const deleteChunk = 5000

@@ -43,6 +43,7 @@ func Run(t *testing.T, open Open) {
 		{"Retention", testRetention},
 		{"ConcurrentInserts", testConcurrentInserts},
 		{"Reopen", testReopen},
+		{"Usage", testUsage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
