@@ -224,6 +224,27 @@ func (r *Runner) compile() error {
 	return nil
 }
 
+// Warmup builds (on XLA: compiles) the prefill and decode graphs of every
+// bucket, so that no request waits for a compilation. It overwrites slot 0,
+// so call it before serving.
+func (r *Runner) Warmup(ctx context.Context) error {
+	tokens, positions, active := make([]int32, r.slots), make([]int32, r.slots), make([]bool, r.slots)
+	active[0] = true
+	for _, b := range r.buckets {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if _, err := r.Prefill(0, make([]int32, min(b, r.maxCtx-1))); err != nil {
+			return fmt.Errorf("warm up prefill bucket %d: %w", b, err)
+		}
+		positions[0] = int32(b - 1)
+		if _, err := r.Decode(tokens, positions, active); err != nil {
+			return fmt.Errorf("warm up decode bucket %d: %w", b, err)
+		}
+	}
+	return nil
+}
+
 // checkIDs rejects token ids outside the vocabulary.
 func (r *Runner) checkIDs(ids []int32) error {
 	for i, id := range ids {

@@ -72,6 +72,8 @@ func New(opts Options) (*Provider, error) {
 type LoadOptions struct {
 	Runner core.RunnerOptions
 	Logger *slog.Logger
+	// Warmup compiles every bucket's graphs before serving (worth it on XLA).
+	Warmup bool
 }
 
 // Load opens the model directory dir (config.json, safetensors,
@@ -93,6 +95,11 @@ func Load(ctx context.Context, b *core.Backend, name, dir string, opts LoadOptio
 	r, err := core.NewRunner(ctx, b, m, opts.Runner)
 	if err != nil {
 		return Model{}, err
+	}
+	if opts.Warmup {
+		if err := r.Warmup(ctx); err != nil {
+			return Model{}, fmt.Errorf("load %s: %w", dir, err)
+		}
 	}
 	eng := core.New(r, core.Options{Detokenizer: Detokenizer(tok), EOS: StopIDs(m.Config, tok), Logger: opts.Logger})
 	return Model{Name: name, Engine: eng, Tokenizer: tok, Created: time.Now().Unix()}, nil
