@@ -1,0 +1,192 @@
+// Package dataset turns captured traffic and imported files into curated,
+// versioned fine-tuning datasets.
+//
+// A build is a streaming pipeline: a Source (the store, files, or a weighted
+// mix of them) feeds examples one at a time through Stages — Validate,
+// Dedupe, Scrub, Split, and plug-in stages such as a judge — into a Version
+// on disk. Every stage reports rows in, rows out and why rows left (the
+// Funnel). Only Dedupe keeps per-row state (a few hundred bytes a row, see
+// Dedupe); every other stage holds one example at a time.
+package dataset
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/foundryhq/foundry/api"
+	"github.com/foundryhq/foundry/store"
+)
+
+// Example is one training conversation flowing through a pipeline: the
+// OpenAI fine-tuning example (messages with the answer last, tools) and
+// where it came from.
+type Example struct {
+	api.FineTuneExample
+	Meta  Meta
+	Split string // "train", "val" or "test" once the Split stage has run
+	Seq   int64  // position in the source stream, from 0
+}
+
+// Meta is an example's provenance and the signals curation filters on.
+type Meta struct {
+	Source       string // "store", or the file it was imported from
+	ID           string // record id, or "<file>:<line>" for imported rows
+	Line         int    // line (JSONL) or row (Parquet) number in an imported file, from 1
+	Route        string
+	Provider     string
+	Model        string
+	Tags         []string
+	Metadata     map[string]string
+	Score        *float64 // latest feedback score, if any
+	CreatedAt    time.Time
+	FinishReason string  // the answer's finish_reason
+	Refusal      string  // the answer's refusal field, when the model refused
+	Error        string  // upstream or stream error recorded with the call
+	Weight       float64 // mix weight of its source (copies in train); 0 means 1
+}
+
+// Answer returns the assistant's answer: the last message when it is an
+// assistant message, else nil.
+func (e *Example) Answer() *api.Message {
+	if n := len(e.Messages); n > 0 && e.Messages[n-1].Role == "assistant" {
+		return &e.Messages[n-1]
+	}
+	return nil
+}
+
+// AnswerText returns the answer's text, or its tool calls' arguments when it
+// has no text.
+func (e *Example) AnswerText() string {
+	a := e.Answer()
+	if a == nil {
+		return ""
+	}
+	if s := a.Content.String(); s != "" || len(a.ToolCalls) == 0 {
+		return s
+	}
+	var b strings.Builder
+	for i, c := range a.ToolCalls {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(c.Function.Name)
+		b.WriteByte(' ')
+		b.WriteString(c.Function.Arguments)
+	}
+	return b.String()
+}
+
+// Text returns the text of the messages selected by part: "conversation"
+// (every message), "dialogue" (every message but system/developer ones: the
+// default dedupe key, so a long shared system prompt does not make every row
+// look alike), "prompt" (everything before the answer) or "answer".
+func (e *Example) Text(part string) string {
+	var b strings.Builder
+	n := len(e.Messages)
+	for i, m := range e.Messages {
+		last := i == n-1 && m.Role == "assistant"
+		switch part {
+		case "prompt":
+			if last {
+				continue
+			}
+		case "answer":
+			if !last {
+				continue
+			}
+		case "dialogue", "":
+			if m.Role == "system" || m.Role == "developer" {
+				continue
+			}
+		}
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(m.Content.String())
+		for _, c := range m.ToolCalls {
+			b.WriteByte(' ')
+			b.WriteString(c.Function.Name)
+			b.WriteByte(' ')
+			b.WriteString(c.Function.Arguments)
+		}
+	}
+	return b.String()
+}
+
+// Chars is the number of characters of text in all messages and tool calls.
+func (e *Example) Chars() int {
+	n := 0
+	for _, m := range e.Messages {
+		n += len(m.Content.String())
+		for _, c := range m.ToolCalls {
+			n += len(c.Function.Name) + len(c.Function.Arguments)
+		}
+	}
+	return n
+}
+
+// ApproxTokens estimates tokens as characters / 4 (rounded up), the usual
+// rule of thumb for English with OpenAI-style BPE vocabularies. It is used
+// for length bounds and the histogram, where speed matters more than
+// exactness.
+func ApproxTokens(chars int) int { return (chars + 3) / 4 }
+
+// errNotChat marks records that are not chat completions.
+var errNotChat = errors.New("not a chat completion")
+
+// FromRecord turns a captured call into an example with api.NewFineTuneExample.
+// A call whose answer is empty, refused or broken still becomes an example
+// (with an empty answer and Meta.Error or Meta.Refusal set) so that Validate
+// counts it under the right reason; only an unreadable request is an error.
+func FromRecord(r store.RecordWithFeedback) (*Example, error) {
+	if r.Endpoint != "" && r.Endpoint != "chat.completions" {
+		return nil, errNotChat
+	}
+	ex := &Example{Meta: Meta{
+		Source: "store", ID: r.ID, Route: r.Route, Provider: r.Provider, Model: r.Model,
+		Tags: r.Tags, Metadata: r.Metadata, CreatedAt: r.CreatedAt, Error: r.Error,
+	}}
+	if r.Feedback != nil {
+		ex.Meta.Score = r.Feedback.Score
+	}
+	if r.Error == "" && r.Status >= 400 {
+		ex.Meta.Error = fmt.Sprintf("HTTP %d", r.Status)
+	}
+	var tail struct {
+		Choices []struct {
+			FinishReason string `json:"finish_reason"`
+			Message      struct {
+				Refusal *string `json:"refusal"`
+			} `json:"message"`
+		} `json:"choices"`
+	}
+	if len(r.Response) > 0 {
+		// Only the small fields NewFineTuneExample drops; unknown fields are skipped cheaply.
+		if json.Unmarshal(r.Response, &tail) == nil && len(tail.Choices) > 0 {
+			ex.Meta.FinishReason = tail.Choices[0].FinishReason
+			if p := tail.Choices[0].Message.Refusal; p != nil {
+				ex.Meta.Refusal = *p
+			}
+		}
+	}
+	ft, err := api.NewFineTuneExample(r.Request, r.Response)
+	if err == nil {
+		ex.FineTuneExample = ft
+		return ex, nil
+	}
+	// No usable answer: keep the prompt so Validate reports why.
+	var req api.ChatRequest
+	if jerr := json.Unmarshal(r.Request, &req); jerr != nil {
+		return nil, fmt.Errorf("request body: %w", jerr)
+	}
+	ex.Tools, ex.ParallelToolCalls = req.Tools, req.ParallelToolCalls
+	for _, m := range req.Messages {
+		m.Extra, m.Refusal = nil, nil
+		ex.Messages = append(ex.Messages, m)
+	}
+	ex.Messages = append(ex.Messages, api.Message{Role: "assistant"})
+	return ex, nil
+}

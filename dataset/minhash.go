@@ -1,0 +1,202 @@
+package dataset
+
+import (
+	"math"
+	"slices"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// normalizer lowercases text and turns punctuation and whitespace runs into
+// single spaces, reusing its buffers between rows.
+type normalizer struct {
+	buf   []byte
+	words []uint64 // xxhash of each word of buf
+	sh    []uint64 // shingle hashes
+}
+
+// normalize fills n.buf with the normalised text and n.words with its word
+// hashes, and returns the exact-duplicate hash (never 0).
+func (n *normalizer) normalize(s string) uint64 {
+	n.buf, n.words = n.buf[:0], n.words[:0]
+	start := -1
+	endWord := func() {
+		if start >= 0 {
+			n.words = append(n.words, xxhash.Sum64(n.buf[start:]))
+			start = -1
+		}
+	}
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			i++
+			switch {
+			case 'a' <= c && c <= 'z' || '0' <= c && c <= '9':
+			case 'A' <= c && c <= 'Z':
+				c += 'a' - 'A'
+			default:
+				endWord()
+				continue
+			}
+			if start < 0 {
+				if len(n.buf) > 0 {
+					n.buf = append(n.buf, ' ')
+				}
+				start = len(n.buf)
+			}
+			n.buf = append(n.buf, c)
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+			endWord()
+			continue
+		}
+		if start < 0 {
+			if len(n.buf) > 0 {
+				n.buf = append(n.buf, ' ')
+			}
+			start = len(n.buf)
+		}
+		n.buf = utf8.AppendRune(n.buf, unicode.ToLower(r))
+	}
+	endWord()
+	h := xxhash.Sum64(n.buf)
+	if h == 0 {
+		h = 1
+	}
+	return h
+}
+
+// shingles returns the sorted, unique hashes of the k-word shingles of the
+// last normalised text (one shingle of all words when there are fewer than k).
+func (n *normalizer) shingles(k int) []uint64 {
+	n.sh = n.sh[:0]
+	w := n.words
+	if len(w) == 0 {
+		return n.sh
+	}
+	if len(w) < k {
+		k = len(w)
+	}
+	for i := 0; i+k <= len(w); i++ {
+		h := w[i]
+		for j := 1; j < k; j++ {
+			h = h*0x9E3779B97F4A7C15 + w[i+j]
+		}
+		n.sh = append(n.sh, mix64(h))
+	}
+	slices.Sort(n.sh)
+	out := n.sh[:1]
+	for _, x := range n.sh[1:] {
+		if x != out[len(out)-1] {
+			out = append(out, x)
+		}
+	}
+	n.sh = out
+	return out
+}
+
+// mix64 is splitmix64's finaliser.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// minHash computes a one-permutation MinHash signature (Li, Owen, Zhang
+// 2012) with rotation densification (Shrivastava, Li 2014) into sig: each
+// shingle hash lands in one of len(sig) bins by its high bits, each bin keeps
+// its smallest low bits, and empty bins borrow from the next full one. It
+// costs O(shingles + bins) instead of O(shingles × bins) for k hash functions,
+// with the same collision probability: P[sig_a[i] == sig_b[i]] ≈ Jaccard(a, b).
+func minHash(sh []uint64, sig []uint32, full []bool) {
+	k := uint64(len(sig))
+	for i := range sig {
+		sig[i], full[i] = math.MaxUint32, false
+	}
+	for _, x := range sh {
+		b := ((x >> 32) * k) >> 32
+		if v := uint32(x); !full[b] || v < sig[b] {
+			sig[b], full[b] = v, true
+		}
+	}
+	if len(sh) == 0 {
+		return
+	}
+	for i := range sig {
+		if full[i] {
+			continue
+		}
+		for d := 1; d < len(sig); d++ {
+			if j := (i + d) % len(sig); full[j] {
+				sig[i] = sig[j] + uint32(d)*0x9E3779B9 // offset by distance so borrowed bins differ
+				break
+			}
+		}
+	}
+}
+
+// lshParams chooses bands × rows for a Jaccard threshold t: the fewest bands
+// (each band costs one index entry per row) such that a pair at similarity t
+// becomes a candidate with probability ≥ 0.97, among row counts for which a
+// pair at t-0.3 becomes one with probability ≤ 0.2 (candidates are verified
+// by exact Jaccard over shingles, so a false candidate costs a disk read, not
+// a wrong answer). At t = 0.8 this gives 12 bands × 6 rows.
+func lshParams(t float64) (bands, rows int) {
+	best := 0
+	for r := 2; r <= 16; r++ {
+		pr := math.Pow(t, float64(r))
+		b := int(math.Ceil(math.Log(1-0.97) / math.Log(1-pr)))
+		if b < 1 {
+			b = 1
+		}
+		if b*r > 256 {
+			continue
+		}
+		low := math.Max(t-0.3, 0.05)
+		fp := 1 - math.Pow(1-math.Pow(low, float64(r)), float64(b))
+		if fp > 0.2 {
+			continue
+		}
+		if best == 0 || b < best {
+			best, bands, rows = b, b, r
+		}
+	}
+	if best == 0 {
+		return 16, 8
+	}
+	return bands, rows
+}
+
+// candidateProb is the probability that a pair at Jaccard s shares a band.
+func candidateProb(s float64, bands, rows int) float64 {
+	return 1 - math.Pow(1-math.Pow(s, float64(rows)), float64(bands))
+}
+
+// jaccard returns |a∩b| / |a∪b| of two sorted unique slices.
+func jaccard(a, b []uint64) float64 {
+	if len(a) == 0 && len(b) == 0 {
+		return 1
+	}
+	i, j, inter := 0, 0, 0
+	for i < len(a) && j < len(b) {
+		switch {
+		case a[i] == b[j]:
+			inter++
+			i++
+			j++
+		case a[i] < b[j]:
+			i++
+		default:
+			j++
+		}
+	}
+	return float64(inter) / float64(len(a)+len(b)-inter)
+}

@@ -1,0 +1,151 @@
+package dataset
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/foundryhq/foundry/store"
+)
+
+// Selection chooses captured calls from the store. Only successful chat
+// completions are ever selected; zero fields do not filter.
+type Selection struct {
+	Routes      []string          `yaml:"routes" json:"routes,omitempty"`
+	Models      []string          `yaml:"models" json:"models,omitempty"`
+	Providers   []string          `yaml:"providers" json:"providers,omitempty"`
+	Project     string            `yaml:"project" json:"project,omitempty"`
+	Since       time.Time         `yaml:"since" json:"since,omitzero"`
+	Until       time.Time         `yaml:"until" json:"until,omitzero"`
+	Tags        []string          `yaml:"tags" json:"tags,omitempty"` // all of them
+	Metadata    map[string]string `yaml:"metadata" json:"metadata,omitempty"`
+	HasFeedback *bool             `yaml:"has_feedback" json:"has_feedback,omitempty"`
+	MinScore    *float64          `yaml:"min_score" json:"min_score,omitempty"`
+}
+
+// Query is the store query for the selection: status ok, oldest first.
+func (s Selection) Query() store.Query {
+	return store.Query{Since: s.Since, Until: s.Until, Project: s.Project, Routes: s.Routes, Models: s.Models,
+		Providers: s.Providers, Tags: s.Tags, Metadata: s.Metadata, Status: "ok", HasFeedback: s.HasFeedback, MinScore: s.MinScore}
+}
+
+// StoreSource selects examples from captured calls.
+type StoreSource struct {
+	Store  store.Store
+	Select Selection
+	Weight float64 // see Mix; 0 means 1
+}
+
+// Name is "select".
+func (s *StoreSource) Name() string { return "select" }
+
+// Examples streams the selected calls, oldest first, through store.ScanRecords.
+func (s *StoreSource) Examples(ctx context.Context, out *Out) error {
+	return s.scan(ctx, out, func(ex *Example) error { return out.Keep(ctx, ex) })
+}
+
+func (s *StoreSource) scan(ctx context.Context, out *Out, keep func(*Example) error) error {
+	var seq int64
+	err := s.Store.ScanRecords(ctx, s.Select.Query(), func(r store.RecordWithFeedback) error {
+		ex, err := FromRecord(r)
+		if err == errNotChat {
+			out.Drop(&Example{Meta: Meta{Source: "store", ID: r.ID}}, "not a chat completion", r.Endpoint)
+			return nil
+		}
+		if err != nil {
+			out.Drop(&Example{Meta: Meta{Source: "store", ID: r.ID}}, "unreadable record", err.Error())
+			return nil
+		}
+		ex.Meta.Weight = s.Weight
+		ex.Seq = seq
+		seq++
+		return keep(ex)
+	})
+	if err != nil {
+		return fmt.Errorf("select from the store: %w", err)
+	}
+	return nil
+}
+
+// Count returns how many records the selection matches (for progress).
+func (s *StoreSource) Count(ctx context.Context) (int64, error) {
+	return s.Store.CountRecords(ctx, s.Select.Query())
+}
+
+// Mix concatenates sources in order, applying each one's weight: a weight w
+// below 1 keeps a deterministic fraction w of the source's rows (by a hash of
+// the row's id), and a weight above 1 repeats the row in the train split
+// (floor(w) copies, plus one more for a deterministic fraction frac(w)) when
+// the version is written — after dedupe, so copies are not deduplicated away.
+type Mix struct {
+	Parts []MixPart
+}
+
+// MixPart is one weighted source of a Mix.
+type MixPart struct {
+	Source Source
+	Weight float64 // 0 means 1
+	Label  string  // names the part in counters, e.g. "store" or a file name
+}
+
+// Name is "select".
+func (m *Mix) Name() string { return "select" }
+
+// Examples streams each part in turn, renumbering Seq across parts.
+func (m *Mix) Examples(ctx context.Context, out *Out) error {
+	var seq int64
+	for _, p := range m.Parts {
+		w := p.Weight
+		if w == 0 {
+			w = 1
+		}
+		var kept int64
+		sub := &Out{rep: out.rep, progress: out.progress, sink: func(ex *Example) error {
+			ex.Meta.Weight = w
+			if w < 1 && fraction(ex.Meta.ID) >= w {
+				out.rep.Out-- // sub.Keep counted it; it is dropped instead
+				out.rep.dropped++
+				r := out.rep.reason("sampled out by mix weight")
+				r.Count++
+				return nil
+			}
+			ex.Seq = seq
+			seq++
+			kept++
+			if out.ch == nil {
+				return out.sink(ex)
+			}
+			select {
+			case out.ch <- ex:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}}
+		// sub shares out's report and lock-free counters are fine: one goroutine.
+		if err := p.Source.Examples(ctx, sub); err != nil {
+			return err
+		}
+		out.Count("from "+p.Label, kept)
+	}
+	return nil
+}
+
+// fraction maps s to [0, 1) deterministically.
+func fraction(s string) float64 {
+	return float64(xxhash.Sum64String(s)>>11) / (1 << 53)
+}
+
+// copies is how many times an example of weight w is written to train.
+func copies(w float64, id string) int {
+	if w <= 1 {
+		return 1
+	}
+	n := int(w)
+	if fraction("copy:"+id) < w-float64(n) {
+		n++
+	}
+	return n
+}
