@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/ncruces/go-strftime"
 	"github.com/nikolalohinski/gonja/v2"
@@ -28,10 +29,22 @@ import (
 type Message struct {
 	Role    string `json:"role"`
 	Content string `json:"content"`
-	// Name, ToolCalls and ToolCallID are passed to the template only when set.
-	Name       string     `json:"name,omitempty"`
-	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`
-	ToolCallID string     `json:"tool_call_id,omitempty"`
+	// Parts, when set, is passed as content instead: a list of
+	// {"type": "text", "text": ...} (or "image") dicts, as multimodal
+	// templates (Gemma 3) iterate them.
+	Parts []ContentPart `json:"-"`
+	// Name, ToolCalls, ToolCallID and ReasoningContent (Qwen3's template
+	// reads it) are passed to the template only when set.
+	Name             string     `json:"name,omitempty"`
+	ToolCalls        []ToolCall `json:"tool_calls,omitempty"`
+	ToolCallID       string     `json:"tool_call_id,omitempty"`
+	ReasoningContent string     `json:"reasoning_content,omitempty"`
+}
+
+// ContentPart is one element of a multi-part message content.
+type ContentPart struct {
+	Type string `json:"type"` // "text" or "image"
+	Text string `json:"text,omitempty"`
 }
 
 // ToolCall is an assistant's call of a tool.
@@ -56,6 +69,11 @@ type ChatRequest struct {
 	// passed through with their key order.
 	Tools               []json.RawMessage
 	AddGenerationPrompt bool
+	// ContinueFinalMessage ends the text right after the last (assistant)
+	// message's content, without its end-of-turn marker, so generation
+	// continues it (HF's continue_final_message). Excludes
+	// AddGenerationPrompt.
+	ContinueFinalMessage bool
 	// Vars are extra template variables, e.g. {"enable_thinking": false}.
 	Vars map[string]any
 }
@@ -220,11 +238,31 @@ func keys[V any](m map[string]V) []string {
 
 // RenderText renders req and returns only the text.
 func (c *ChatTemplate) RenderText(req ChatRequest) (string, error) {
+	if req.ContinueFinalMessage && req.AddGenerationPrompt {
+		return "", errors.New("chat template: ContinueFinalMessage and AddGenerationPrompt exclude each other")
+	}
 	vars, err := c.vars(req, req.Messages, req.AddGenerationPrompt)
 	if err != nil {
 		return "", err
 	}
-	return c.exec(vars)
+	text, err := c.exec(vars)
+	if err != nil || !req.ContinueFinalMessage {
+		return text, err
+	}
+	// As transformers: cut after the last occurrence of the final content.
+	if len(req.Messages) == 0 {
+		return "", errors.New("chat template: ContinueFinalMessage needs a final message")
+	}
+	final := req.Messages[len(req.Messages)-1].Content
+	trimmed := strings.TrimSpace(final)
+	loc := strings.LastIndex(text, trimmed)
+	if trimmed == "" || loc < 0 {
+		return "", errors.New("chat template: ContinueFinalMessage: the final message's content does not appear in the rendered text")
+	}
+	if left := strings.TrimLeftFunc(final, unicode.IsSpace); strings.HasPrefix(text[loc:], left) {
+		return text[:loc+len(left)], nil
+	}
+	return text[:loc+len(trimmed)], nil
 }
 
 // Render renders req and finds the assistant spans. A span starts where
@@ -368,7 +406,23 @@ func messageDict(m Message) (*exec.Dict, error) {
 		d.Pairs = append(d.Pairs, &exec.Pair{Key: exec.AsValue(k), Value: exec.AsValue(v)})
 	}
 	set("role", m.Role)
-	set("content", m.Content)
+	if m.Parts != nil {
+		parts := make([]any, 0, len(m.Parts))
+		for _, p := range m.Parts {
+			pd := exec.NewDict()
+			pd.Pairs = append(pd.Pairs, &exec.Pair{Key: exec.AsValue("type"), Value: exec.AsValue(p.Type)})
+			if p.Type == "text" {
+				pd.Pairs = append(pd.Pairs, &exec.Pair{Key: exec.AsValue("text"), Value: exec.AsValue(p.Text)})
+			}
+			parts = append(parts, pd)
+		}
+		set("content", parts)
+	} else {
+		set("content", m.Content)
+	}
+	if m.ReasoningContent != "" {
+		set("reasoning_content", m.ReasoningContent)
+	}
 	if m.Name != "" {
 		set("name", m.Name)
 	}

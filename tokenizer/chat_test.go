@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -231,6 +232,50 @@ func TestPythonSemantics(t *testing.T) {
 		got, err := ct.RenderText(ChatRequest{})
 		if err != nil || got != tc.want {
 			t.Errorf("%s = %q, %v; want %q", tc.src, got, err, tc.want)
+		}
+	}
+}
+
+func TestContinueFinalMessageAndParts(t *testing.T) {
+	ct, err := NewChatTemplate(`{% for m in messages %}<{{ m.role }}>{% if m.content is string %}{{ m.content }}{% else %}{% for p in m.content %}[{{ p.type }}:{{ p.text }}]{% endfor %}{% endif %}{{ m.reasoning_content }}</{{ m.role }}>{% endfor %}`, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ct.RenderText(ChatRequest{Messages: []Message{
+		{Role: "user", Parts: []ContentPart{{Type: "image"}, {Type: "text", Text: "what?"}}},
+		{Role: "assistant", Content: "It is a ", ReasoningContent: "hmm"},
+	}, ContinueFinalMessage: true})
+	if want := "<user>[image:][text:what?]</user><assistant>It is a "; err != nil || got != want {
+		t.Fatalf("got %q, %v; want %q", got, err, want)
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	tok := loadModel(t, "qwen3")
+	corpus := readCorpus(t)
+	want := make([][]int, len(corpus))
+	for i, s := range corpus {
+		want[i] = tok.Encode(s, EncodeOptions{})
+	}
+	done := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			for i, s := range corpus {
+				if got := tok.Encode(s, EncodeOptions{}); len(got) != len(want[i]) {
+					done <- fmt.Errorf("line %d: %d ids, want %d", i+1, len(got), len(want[i]))
+					return
+				}
+				if _, err := tok.ApplyChatTemplate(ChatRequest{Messages: []Message{{Role: "user", Content: s}}}); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
 	}
 }
