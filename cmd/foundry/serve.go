@@ -18,6 +18,7 @@ import (
 	"github.com/foundryhq/foundry/provider"
 	"github.com/foundryhq/foundry/store"
 	"github.com/foundryhq/foundry/store/dsn"
+	"github.com/foundryhq/foundry/web"
 )
 
 func newServeCmd() *cobra.Command {
@@ -115,6 +116,7 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 	if err != nil {
 		return err
 	}
+	web.New(web.Options{Store: st, AdminKey: cfg.AdminKey, Flusher: opts.Flusher, Logger: log}).Mount(srv)
 	if cfg.Retention > 0 {
 		go retain(ctx, st, cfg.Retention, log)
 	}
@@ -125,7 +127,7 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 	if len(names) == 0 {
 		log.Warn("no providers configured: set OPENAI_API_KEY or OPENAI_BASE_URL (any OpenAI-compatible server), ANTHROPIC_API_KEY, or add providers to a --config file")
 	}
-	log.Info("foundry gateway listening", "url", "http://"+ln.Addr().String()+"/v1", "store", redactDSN(cfg.DB), "providers", names,
+	log.Info("foundry gateway listening", "url", "http://"+ln.Addr().String()+"/v1", "dashboard", "http://"+ln.Addr().String()+"/", "store", redactDSN(cfg.DB), "providers", names,
 		"auth", cfg.AdminKey != "")
 	err = srv.Serve(ctx, ln, cfg.Limits.ShutdownTimeout)
 	if capt != nil {
