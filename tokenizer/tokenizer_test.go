@@ -220,3 +220,30 @@ func TestAddBOSFromConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestPostProcessors(t *testing.T) {
+	vocab := map[string]int{"<s>": 0, "</s>": 1}
+	for _, tc := range []struct {
+		name, json string
+		want       []int
+	}{
+		{"llama3 sequence", `{"type":"Sequence","processors":[{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":false,"use_regex":true},
+			{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"<|begin_of_text|>","type_id":0}},{"Sequence":{"id":"A","type_id":0}}],
+			 "special_tokens":{"<|begin_of_text|>":{"id":"<|begin_of_text|>","ids":[128000],"tokens":["<|begin_of_text|>"]}}}]}`, []int{128000, 7, 8}},
+		{"roberta", `{"type":"RobertaProcessing","sep":["</s>",2],"cls":["<s>",0],"trim_offsets":true,"add_prefix_space":false}`, []int{0, 7, 8, 2}},
+		{"bytelevel", `{"type":"ByteLevel"}`, []int{7, 8}},
+		{"eos after", `{"type":"TemplateProcessing","single":[{"Sequence":{"id":"A","type_id":0}},{"SpecialToken":{"id":"</s>","type_id":0}}],"special_tokens":{"</s>":{"id":"</s>","ids":[1],"tokens":["</s>"]}}}`, []int{7, 8, 1}},
+	} {
+		p, err := parsePostProcessor([]byte(tc.json), vocab)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		got := []int{7, 8}
+		if p != nil {
+			got = p.process(got)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
