@@ -275,9 +275,14 @@ func findDigitRuns(s string, add func(string, int, int)) {
 		}
 		// IBAN: two capitals and two check digits at a word start.
 		if i >= 2 && isUpper(s[i-1]) && isUpper(s[i-2]) && (i == 2 || !wordChar(s[i-3])) && i+1 < len(s) && isDigit(s[i+1]) {
-			if end := matchIBAN(s, i-2); end > 0 {
+			end, span := matchIBAN(s, i-2)
+			if end > 0 {
 				add(PIIIBAN, i-2, end)
 				i = end - 1
+				continue
+			}
+			if span > 0 { // IBAN-shaped but failing its checksum: not a card or phone either
+				i = span - 1
 				continue
 			}
 		}
@@ -458,8 +463,9 @@ var ibanLengths = map[string]int{
 }
 
 // matchIBAN returns the end of an IBAN starting at s[i] ("DE89 3704 0044
-// 0532 0130 00" or compact), or -1.
-func matchIBAN(s string, i int) int {
+// 0532 0130 00" or compact), or -1 and, when the text there is shaped like
+// an IBAN (15+ characters), the end of that shape.
+func matchIBAN(s string, i int) (end, shape int) {
 	var compact []byte
 	var ends []int // end offset in s after each compact char
 	j := i
@@ -490,10 +496,14 @@ func matchIBAN(s string, i int) int {
 		}
 		return -1
 	}
-	if n, ok := ibanLengths[string(compact[:2])]; ok {
-		return try(n)
+	shape = -1
+	if len(compact) >= 15 {
+		shape = ends[len(ends)-1]
 	}
-	return try(len(compact))
+	if n, ok := ibanLengths[string(compact[:2])]; ok {
+		return try(n), shape
+	}
+	return try(len(compact)), shape
 }
 
 func mod97(iban []byte) int {
