@@ -137,6 +137,9 @@ func seed(t testing.TB, st store.Store, now time.Time, n int) []store.Record {
 }
 
 func chatRecord(id string, at time.Time, m fixtureModel, user string, rng *rand.Rand) store.Record {
+	if rng == nil {
+		rng = rand.New(rand.NewPCG(1, 2))
+	}
 	answer := "Thanks for reaching out. I have forwarded this to the billing team; you will hear back within one business day."
 	in, out := 40+rng.IntN(400), 20+rng.IntN(300)
 	lat := time.Duration(float64(m.latency) * (0.5 + rng.Float64()))

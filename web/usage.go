@@ -85,7 +85,7 @@ func usageSeries(ctx context.Context, st store.Store, q store.Query, bucket time
 			a = &acc{totals: usageTotals{Model: name}, cost: make([]float64, n), calls: make([]int64, n)}
 			byModel[name] = a
 		}
-		failed := r.Status >= 400 || r.Status == 0
+		failed := r.Status >= 400 // as the store's status=error filter counts it
 		lat := float64(r.Latency) / 1e6
 		for _, t := range []*usageTotals{&a.totals, &u.Total} {
 			t.Requests++

@@ -396,6 +396,23 @@ func TestContentIsEscaped(t *testing.T) {
 	if !strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
 		t.Errorf("the XSS text is missing from the conversation instead of being shown escaped")
 	}
+
+	// Model names travel into the charts' JSON; they must not end the script element.
+	evil := chatRecord("req_evil_model", d.now.Add(-time.Minute), fixtureModel{route: "r", provider: "p", model: "</script><script>alert(3)</script>", inPrice: 1, outPrice: 1}, "hi", nil)
+	if err := d.st.InsertRecords(context.Background(), []store.Record{evil}); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/", "/ui/costs"} {
+		body := d.page(path)
+		if strings.Contains(body, "<script>alert(3)") || strings.Count(body, "</script>") != strings.Count(body, "<script") {
+			t.Errorf("GET %s: a model name broke out of the chart data", path)
+		}
+		m := reChartData.FindStringSubmatch(body)
+		var c chartData
+		if m == nil || json.Unmarshal([]byte(m[1]), &c) != nil || !slices.Contains(c.Models, evil.Model) {
+			t.Errorf("GET %s: the chart data lost the model name %q", path, evil.Model)
+		}
+	}
 }
 
 func TestFeedbackFormSaves(t *testing.T) {

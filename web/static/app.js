@@ -43,8 +43,12 @@
     // a poll never lands after, and overwrites, a newer filter's answer.
     const refresh = () => htmx.trigger(form, "refresh");
     document.getElementById("refresh").addEventListener("click", refresh);
+    // Poll only while the newest calls are in view: a swap would reset the
+    // reader's scroll position in the table.
     setInterval(() => {
-      if (live.checked && document.visibilityState === "visible") refresh();
+      const wrap = document.querySelector("#results .table-wrap");
+      if (!live.checked || document.visibilityState !== "visible" || (wrap && wrap.scrollTop > 0)) return;
+      refresh();
     }, 5000);
   }
 

@@ -68,6 +68,7 @@ try {
     await page.fill("#key", "wrong-" + key);
     await page.click("button[type=submit]");
     await page.getByText("That is not the admin key").waitFor();
+    await page.screenshot({ path: path.join(shots, "login.png") });
     await page.fill("#key", key);
     await Promise.all([page.waitForURL(url + "/"), page.click("button[type=submit]")]);
     watching = true;
