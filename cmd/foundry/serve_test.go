@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,8 +43,26 @@ func TestMain(m *testing.M) {
 type foundryProc struct {
 	cmd    *exec.Cmd
 	url    string
-	stderr *bytes.Buffer
+	stderr *lockedBuffer
 	exited chan error
+}
+
+// lockedBuffer is the child's stderr, written by a reader goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) WriteString(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteString(s)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func freeAddr(t *testing.T) string {
@@ -76,14 +95,16 @@ func startServe(t *testing.T, env []string, args ...string) *foundryProc {
 	addr := freeAddr(t)
 	cmd := exec.Command(os.Args[0], append([]string{"serve"}, args...)...)
 	cmd.Env = append(append(os.Environ(), "FOUNDRY_TEST_AS_MAIN=1", "FOUNDRY_ADDR="+addr), env...)
-	p := &foundryProc{cmd: cmd, url: "http://" + addr, stderr: &bytes.Buffer{}, exited: make(chan error, 1)}
+	p := &foundryProc{cmd: cmd, url: "http://" + addr, stderr: &lockedBuffer{}, exited: make(chan error, 1)}
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	ready := make(chan struct{})
+	scanned := make(chan struct{})
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(pr)
 		signalled := false
 		for sc.Scan() {
@@ -97,6 +118,7 @@ func startServe(t *testing.T, env []string, args ...string) *foundryProc {
 	go func() {
 		err := cmd.Wait()
 		pw.Close()
+		<-scanned
 		p.exited <- err
 	}()
 	t.Cleanup(func() {
