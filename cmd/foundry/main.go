@@ -38,6 +38,7 @@ func newRootCmd() *cobra.Command {
 		newKeysCmd(),
 		newEngineCmd(),
 		newPullCmd(),
+		newRunCmd(),
 	)
 	return root
 }

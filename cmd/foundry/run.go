@@ -11,6 +11,7 @@ import (
 
 	"github.com/foundryhq/foundry/api"
 	"github.com/foundryhq/foundry/engine"
+	"github.com/foundryhq/foundry/hub"
 	providerengine "github.com/foundryhq/foundry/provider/engine"
 	"github.com/foundryhq/foundry/tokenizer"
 	"github.com/spf13/cobra"
@@ -32,10 +33,11 @@ type runOptions struct {
 func newRunCmd() *cobra.Command {
 	var o runOptions
 	cmd := &cobra.Command{
-		Use:   "run MODEL_DIR PROMPT",
+		Use:   "run MODEL PROMPT",
 		Short: "Generate text from a local model on the built-in engine",
-		Long: "Answers PROMPT with the model in MODEL_DIR (config.json, safetensors, tokenizer.json and\n" +
-			"tokenizer_config.json), streaming the text to stdout. The prompt is sent as one user message\n" +
+		Long: "Answers PROMPT with MODEL: a directory (config.json, safetensors, tokenizer.json and\n" +
+			"tokenizer_config.json), or a Hugging Face id ORG/NAME[@rev] taken from the huggingface_hub cache\n" +
+			"or downloaded into it (HF_HUB_OFFLINE=1 forbids the download), streaming the text to stdout. The prompt is sent as one user message\n" +
 			"through the model's chat template (--raw, or a model without one: continued as plain text);\n" +
 			"greedy unless --temperature is set.",
 		Args: cobra.ExactArgs(2),
@@ -58,14 +60,18 @@ func newRunCmd() *cobra.Command {
 	return cmd
 }
 
-func runModel(cmd *cobra.Command, dir, prompt string, o runOptions) error {
+func runModel(cmd *cobra.Command, name, prompt string, o runOptions) error {
 	ctx := cmd.Context()
+	dir, err := hub.ResolveModel(ctx, name)
+	if err != nil {
+		return fmt.Errorf("find model %q: %w", name, err)
+	}
 	b, err := engine.NewBackend(ctx, engine.BackendOptions{Config: o.backend, Logger: engineLogger(cmd)})
 	if err != nil {
 		return err
 	}
 	defer b.Finalize()
-	m, err := providerengine.Load(ctx, b, dir, dir, providerengine.LoadOptions{
+	m, err := providerengine.Load(ctx, b, name, dir, providerengine.LoadOptions{
 		Runner: engine.RunnerOptions{Slots: 1, MaxContext: o.maxContext}, Logger: engineLogger(cmd)})
 	if err != nil {
 		if strings.Contains(err.Error(), "tokenizer.json") {
