@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/dlclark/regexp2"
 )
 
 // TestFastMatcherEqualsRegexp2 checks the hand-written matchers against
@@ -49,4 +51,31 @@ func TestFastMatcherUsed(t *testing.T) {
 			t.Errorf("%s: Split pre-tokenizer does not use the fast matcher (pattern changed?)", model)
 		}
 	}
+}
+
+// FuzzFastMatcher compares the hand-written matchers with regexp2 on
+// arbitrary input; it needs no npm packages.
+func FuzzFastMatcher(f *testing.F) {
+	for _, s := range []string{"Hello world", "it's  \t\n\r\n x", "123456 ½ ١٢", "a\u0085b\ufeff c\u00a0 d", "'S'LL'Re 've", "😀👩‍👧 日本"} {
+		f.Add(s)
+	}
+	type pair struct {
+		re   *regexp2.Regexp
+		fast *fastMatcher
+	}
+	var ps []pair
+	for _, pat := range []string{llama3Pattern, qwen2Pattern, gpt2Pattern} {
+		re, err := compileRegex(pat)
+		if err != nil {
+			f.Fatal(err)
+		}
+		ps = append(ps, pair{re, fastMatcherFor(pat)})
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, p := range ps {
+			if got, want := p.fast.findAll(s), findAll(p.re, s); !slices.Equal(got, want) {
+				t.Fatalf("%q: fast %v, regexp2 %v", s, got, want)
+			}
+		}
+	})
 }
