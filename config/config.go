@@ -38,6 +38,23 @@ type Config struct {
 	Capture Capture `yaml:"capture"`
 	// Retention deletes captured calls older than this (checked hourly); 0 keeps everything.
 	Retention time.Duration `yaml:"retention"`
+	// Engine serves local models on Foundry's built-in engine.
+	Engine Engine `yaml:"engine"`
+}
+
+// Engine configures the built-in engine.
+type Engine struct {
+	// Backend: "" (automatic: a PJRT plugin when installed, else pure Go), "go", "xla:cuda" or "xla:cpu".
+	Backend string        `yaml:"backend"`
+	Models  []EngineModel `yaml:"models"`
+}
+
+// EngineModel is one local model served under Name (also as "engine/<Name>").
+type EngineModel struct {
+	Name       string `yaml:"name"`        // the model name clients send
+	Path       string `yaml:"path"`        // a model directory, or a Hugging Face id ORG/NAME[@rev]
+	Slots      int    `yaml:"slots"`       // sequences decoded together; default 4
+	MaxContext int    `yaml:"max_context"` // prompt + completion tokens per sequence; default min(model's, 2048)
 }
 
 // Provider is one upstream.
@@ -235,6 +252,22 @@ func (c *Config) Validate() error {
 		default:
 			return fmt.Errorf("provider %q has type %q: use \"openai\" (any OpenAI-compatible server) or \"anthropic\"", p.Name, p.Type)
 		}
+	}
+	names := map[string]bool{}
+	for i, m := range c.Engine.Models {
+		if m.Name == "" || m.Path == "" {
+			return fmt.Errorf("engine.models[%d] needs a name (what clients send) and a path (a model directory or ORG/NAME)", i)
+		}
+		if names[m.Name] {
+			return fmt.Errorf("engine model %q is defined twice", m.Name)
+		}
+		names[m.Name] = true
+		if m.Slots < 0 || m.MaxContext < 0 {
+			return fmt.Errorf("engine model %q: slots and max_context must be positive", m.Name)
+		}
+	}
+	if seen["engine"] && len(c.Engine.Models) > 0 {
+		return fmt.Errorf(`provider name "engine" is reserved for the built-in engine's models; rename that provider`)
 	}
 	if c.DefaultProvider != "" && !seen[c.DefaultProvider] && c.DefaultProvider != "engine" {
 		return fmt.Errorf("default_provider %q is not one of the providers", c.DefaultProvider)

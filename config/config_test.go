@@ -87,7 +87,8 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(c.Providers) != 3 || c.Aliases["support-bot"] != "openai/gpt-4o-mini" || c.Retention != 2160*time.Hour ||
-		c.Capture.FlushInterval != 100*time.Millisecond || len(c.Fallbacks["support-bot"]) != 2 {
+		c.Capture.FlushInterval != 100*time.Millisecond || len(c.Fallbacks["support-bot"]) != 2 ||
+		len(c.Engine.Models) != 1 || c.Engine.Models[0].Slots != 8 {
 		t.Fatalf("%+v", c)
 	}
 }

@@ -24,6 +24,7 @@ import (
 func newServeCmd() *cobra.Command {
 	var cfgPath string
 	var verbose bool
+	var models []string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the OpenAI-compatible gateway (captures every call into the store)",
@@ -36,6 +37,14 @@ override the config file (--config) for the listen address, the store and the ad
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := config.Load(cfgPath, nil)
 			if err != nil {
+				return err
+			}
+			extra, err := parseModelFlags(models)
+			if err != nil {
+				return err
+			}
+			cfg.Engine.Models = append(cfg.Engine.Models, extra...)
+			if err := cfg.Validate(); err != nil {
 				return err
 			}
 			log := newLogger(cmd, verbose)
@@ -51,6 +60,7 @@ override the config file (--config) for the listen address, the store and the ad
 	}
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "YAML config file (providers, aliases, fallbacks, prices, limits, capture)")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
+	cmd.Flags().StringArrayVarP(&models, "model", "m", nil, "serve a local model on the built-in engine: NAME=PATH (a directory or ORG/NAME[@rev]); repeatable")
 	return cmd
 }
 
@@ -85,6 +95,11 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 	if err != nil {
 		return err
 	}
+	stopEngine, err := loadEngine(ctx, cfg.Engine, reg, log)
+	if err != nil {
+		return err
+	}
+	defer stopEngine()
 	var plugins []provider.Plugin
 	var capt *capture.Capturer
 	if !cfg.Capture.Disabled {
