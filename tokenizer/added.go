@@ -14,11 +14,13 @@ type addedVocab struct {
 }
 
 type trie struct {
-	next map[byte]*trie
-	tok  *addedToken // non-nil when a token ends here
+	next  map[byte]*trie
+	tok   *addedToken // non-nil when a token ends here
+	first [256]bool   // at the root: bytes some token starts with
 }
 
 func (t *trie) insert(a *addedToken) {
+	t.first[a.Content[0]] = true
 	n := t
 	for i := 0; i < len(a.Content); i++ {
 		if n.next == nil {
@@ -112,6 +114,10 @@ func (t *trie) split(s string, parseSpecial bool) []segment {
 	var out []segment
 	last := 0
 	for i := 0; i < len(s); {
+		if !t.first[s[i]] {
+			i++
+			continue
+		}
 		a := t.longest(s, i, parseSpecial)
 		if a == nil {
 			i++

@@ -18,7 +18,6 @@ import (
 	"unicode"
 
 	"github.com/ncruces/go-strftime"
-	"github.com/nikolalohinski/gonja/v2"
 	"github.com/nikolalohinski/gonja/v2/builtins"
 	"github.com/nikolalohinski/gonja/v2/config"
 	"github.com/nikolalohinski/gonja/v2/exec"
@@ -171,8 +170,6 @@ func NewChatTemplate(source, bosToken, eosToken string) (*ChatTemplate, error) {
 	}
 	return &ChatTemplate{tpl: tpl, bosToken: bosToken, eosToken: eosToken}, nil
 }
-
-var _ = gonja.DefaultConfig // gonja's defaults are not used: chatConfig differs
 
 // ChatTemplate compiles the tokenizer's chat template. name picks one of
 // several named templates ("" for the default, or "tool_use" as HF picks

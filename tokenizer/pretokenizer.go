@@ -399,11 +399,18 @@ var byteToRune, runeToByte = func() ([256]rune, map[rune]byte) {
 	return b2r, r2b
 }()
 
-func bytesToUnicode(s string) string {
-	var b strings.Builder
-	b.Grow(len(s) * 2)
-	for i := 0; i < len(s); i++ {
-		b.WriteRune(byteToRune[s[i]])
+// byteToUTF8 is byteToRune encoded, to append without encoding per byte.
+var byteToUTF8 = func() (t [256][]byte) {
+	for b, r := range byteToRune {
+		t[b] = utf8.AppendRune(nil, r)
 	}
-	return b.String()
+	return t
+}()
+
+func bytesToUnicode(s string) string {
+	buf := make([]byte, 0, len(s)*2)
+	for i := 0; i < len(s); i++ {
+		buf = append(buf, byteToUTF8[s[i]]...)
+	}
+	return string(buf)
 }
