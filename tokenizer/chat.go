@@ -171,7 +171,7 @@ func NewChatTemplate(source, bosToken, eosToken string) (*ChatTemplate, error) {
 	return &ChatTemplate{tpl: tpl, bosToken: bosToken, eosToken: eosToken}, nil
 }
 
-// ChatTemplate compiles the tokenizer's chat template. name picks one of
+// CompileChatTemplate compiles the tokenizer's chat template. name picks one of
 // several named templates ("" for the default, or "tool_use" as HF picks
 // when tools are given and the config has one).
 func (t *Tokenizer) CompileChatTemplate(name string) (*ChatTemplate, error) {

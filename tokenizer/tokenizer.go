@@ -147,19 +147,16 @@ func New(tokenizerJSON, tokenizerConfig, generationConfig []byte) (*Tokenizer, e
 		}
 	}
 	t.added = newAddedVocab(f.AddedTokens)
-	if bl, ok := t.dec.(*byteLevelDecoder); ok {
-		bl.added = map[string]bool{}
-		for _, a := range f.AddedTokens {
-			bl.added[a.Content] = true
-		}
-	}
+	// The ByteLevel decoder passes added tokens through as written.
+	decs := []decoder{t.dec}
 	if seq, ok := t.dec.(decoderSeq); ok {
-		for _, d := range seq {
-			if bl, ok := d.(*byteLevelDecoder); ok {
-				bl.added = map[string]bool{}
-				for _, a := range f.AddedTokens {
-					bl.added[a.Content] = true
-				}
+		decs = seq
+	}
+	for _, d := range decs {
+		if bl, ok := d.(*byteLevelDecoder); ok {
+			bl.added = map[string]bool{}
+			for _, a := range f.AddedTokens {
+				bl.added[a.Content] = true
 			}
 		}
 	}
