@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,8 +77,19 @@ func main() {
 	dur := flag.Duration("duration", 5*time.Second, "length of each phase")
 	workers := flag.Int("workers", 64, "concurrent clients in the saturation phase")
 	out := flag.String("out", "", "also write the result as JSON here")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(*rates, *dur, *workers, *out); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -185,6 +197,9 @@ func run(rateList string, dur time.Duration, workers int, out string) error {
 	res.MaxLagMS, res.MaxQueue = float64(maxLag)/1e6, maxQueue
 
 	printResult(os.Stdout, res)
+	if e := firstErr.Load(); e != nil {
+		fmt.Printf("first error: %v\n", e)
+	}
 	if out != "" {
 		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 			return err
@@ -288,13 +303,20 @@ func closedLoop(c *http.Client, target, url string, workers int, dur time.Durati
 	return p
 }
 
+// firstErr keeps the first failure, to say what went wrong.
+var firstErr atomic.Value
+
 func call(c *http.Client, url string) bool {
 	resp, err := c.Post(url, "application/json", bytes.NewReader(body))
 	if err != nil {
+		firstErr.CompareAndSwap(nil, err.Error())
 		return false
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
+	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		firstErr.CompareAndSwap(nil, fmt.Sprintf("%d %s", resp.StatusCode, b))
+	}
 	return resp.StatusCode == 200
 }
 
