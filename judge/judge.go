@@ -61,8 +61,17 @@ type Judge struct {
 	prices *pricing.Table
 	log    *slog.Logger
 
-	mu    sync.Mutex
-	stats Stats
+	mu       sync.Mutex
+	stats    Stats
+	inflight map[string]*flight // verdicts being asked for, by cache key
+}
+
+// flight is a verdict being asked for; callers wanting the same verdict
+// wait for it instead of paying for it again.
+type flight struct {
+	done chan struct{}
+	r    raw
+	err  error
 }
 
 // New returns a Judge.
@@ -83,7 +92,7 @@ func New(opts Options) (*Judge, error) {
 		opts.Logger = slog.Default()
 	}
 	return &Judge{chat: opts.Chatter, model: opts.Model, cache: opts.Cache, sem: make(chan struct{}, opts.Concurrency),
-		seed: opts.Seed, maxTok: opts.MaxTokens, prices: opts.Prices, log: opts.Logger}, nil
+		seed: opts.Seed, maxTok: opts.MaxTokens, prices: opts.Prices, log: opts.Logger, inflight: map[string]*flight{}}, nil
 }
 
 // Model returns the judge model's name.
@@ -136,7 +145,7 @@ func usageOf(prices *pricing.Table, asked string, resp *api.ChatResponse) Usage 
 // Stats are a Judge's running totals since New.
 type Stats struct {
 	Verdicts  int   // verdicts asked for (a Compare asks for two)
-	CacheHits int   // of which answered from the cache
+	CacheHits int   // of which answered from the cache, or by a concurrent identical call
 	Garbage   int   // of which ended in ErrGarbage
 	Failed    int   // of which failed otherwise (upstream errors, cancellation)
 	Spent     Usage // what this Judge's upstream calls cost
@@ -168,7 +177,7 @@ type Item struct {
 type Verdict struct {
 	Score  int    `json:"score"` // 1 (useless) to 10 (perfect)
 	Reason string `json:"reason"`
-	Cached bool   `json:"-"` // answered from the cache: no upstream call was made now
+	Cached bool   `json:"-"` // answered from the cache or a concurrent identical call: no upstream call was made for it
 	// Usage is what the verdict cost when it was made (also when Cached).
 	Usage Usage `json:"usage"`
 }
@@ -259,6 +268,52 @@ func (j *Judge) Compare(ctx context.Context, conversation []api.Message, a, b ap
 	return p, nil
 }
 
+// Points is the preference from a's side, for win rates and their
+// confidence intervals: 1 when a won, 0.5 for a tie, 0 when b won.
+func (p Preference) Points() float64 {
+	switch p.Winner {
+	case WinnerA:
+		return 1
+	case WinnerB:
+		return 0
+	}
+	return 0.5
+}
+
+// Tally counts the preferences of a candidate (Compare's a) against a
+// baseline (b). The zero value is an empty tally.
+type Tally struct {
+	Wins, Losses, Ties int
+	Inconsistent       int // of the Ties, those where the two orders disagreed (position bias)
+}
+
+// Add counts one preference.
+func (t *Tally) Add(p Preference) {
+	switch p.Winner {
+	case WinnerA:
+		t.Wins++
+	case WinnerB:
+		t.Losses++
+	default:
+		t.Ties++
+		if !p.Consistent {
+			t.Inconsistent++
+		}
+	}
+}
+
+// N is the number of preferences counted.
+func (t Tally) N() int { return t.Wins + t.Losses + t.Ties }
+
+// WinRate is the candidate's win rate with ties counted as half a win;
+// 0 for an empty tally.
+func (t Tally) WinRate() float64 {
+	if t.N() == 0 {
+		return 0
+	}
+	return (float64(t.Wins) + float64(t.Ties)/2) / float64(t.N())
+}
+
 func flip(w string) string {
 	switch w {
 	case WinnerA:
@@ -278,21 +333,60 @@ type raw struct {
 	cached bool
 }
 
-// ask gets one verdict: from the cache, else from the judge model, with one
-// repair request when the first answer does not parse.
+// ask gets one verdict: from the cache, else from a concurrent call asking
+// for the same verdict, else from the judge model.
 func (j *Judge) ask(ctx context.Context, version, system, user, key, shape string, parse func(string) (raw, string)) (raw, error) {
 	j.count(func(s *Stats) { s.Verdicts++ })
-	var r raw
-	hit, err := cacheGet(ctx, j.cache, key, &r)
-	if err != nil {
-		j.log.WarnContext(ctx, "judge cache read failed; asking the judge", "err", err)
-	}
-	if hit {
-		r.cached = true
-		j.count(func(s *Stats) { s.CacheHits++; s.Saved.Add(r.Usage) })
-		return r, nil
-	}
+	for {
+		var r raw
+		hit, err := cacheGet(ctx, j.cache, key, &r)
+		if err != nil {
+			j.log.WarnContext(ctx, "judge cache read failed; asking the judge", "err", err)
+		}
+		if hit {
+			r.cached = true
+			j.count(func(s *Stats) { s.CacheHits++; s.Saved.Add(r.Usage) })
+			return r, nil
+		}
 
+		j.mu.Lock()
+		f, waiting := j.inflight[key]
+		if !waiting {
+			f = &flight{done: make(chan struct{})}
+			j.inflight[key] = f
+		}
+		j.mu.Unlock()
+		if !waiting {
+			f.r, f.err = j.fresh(ctx, version, system, user, key, shape, parse)
+			j.mu.Lock()
+			delete(j.inflight, key)
+			j.mu.Unlock()
+			close(f.done)
+			return f.r, f.err
+		}
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			j.count(func(s *Stats) { s.Failed++ })
+			return raw{}, fmt.Errorf("judge %s (%s): %w", j.model, version, ctx.Err())
+		}
+		switch {
+		case f.err == nil:
+			r = f.r
+			r.cached = true
+			j.count(func(s *Stats) { s.CacheHits++; s.Saved.Add(r.Usage) })
+			return r, nil
+		case errors.Is(f.err, ErrGarbage):
+			j.count(func(s *Stats) { s.Garbage++ })
+			return raw{}, f.err
+		}
+		// The other caller failed (its context, an upstream error): ask again.
+	}
+}
+
+// fresh asks the judge model, with one repair request when the first
+// answer does not parse, and caches a valid verdict.
+func (j *Judge) fresh(ctx context.Context, version, system, user, key, shape string, parse func(string) (raw, string)) (raw, error) {
 	msgs := []api.Message{
 		{Role: "system", Content: api.TextContent(system)},
 		{Role: "user", Content: api.TextContent(user)},

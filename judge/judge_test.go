@@ -12,6 +12,7 @@ import (
 
 	"github.com/foundryhq/foundry/api"
 	"github.com/foundryhq/foundry/judge"
+	popenai "github.com/foundryhq/foundry/provider/openai"
 	"github.com/foundryhq/foundry/store"
 	"github.com/foundryhq/foundry/upstreamtest"
 )
@@ -399,5 +400,80 @@ func TestUpstreamErrorIsReported(t *testing.T) {
 	}
 	if st := j.Stats(); st.Failed != 1 || st.Garbage != 0 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestTally(t *testing.T) {
+	var tl judge.Tally
+	sum := 0.0
+	for _, p := range []judge.Preference{
+		{Winner: judge.WinnerA, Consistent: true}, {Winner: judge.WinnerA, Consistent: true}, {Winner: judge.WinnerB, Consistent: true},
+		{Winner: judge.Tie, Consistent: true}, {Winner: judge.Tie, Consistent: false},
+	} {
+		tl.Add(p)
+		sum += p.Points()
+	}
+	if tl != (judge.Tally{Wins: 2, Losses: 1, Ties: 2, Inconsistent: 1}) || tl.N() != 5 || tl.WinRate() != 0.6 || sum/5 != tl.WinRate() {
+		t.Fatalf("tally %+v, win rate %g, mean points %g", tl, tl.WinRate(), sum/5)
+	}
+	if (judge.Tally{}).WinRate() != 0 {
+		t.Fatal("empty tally")
+	}
+}
+
+func TestConcurrentIdenticalVerdictsArePaidOnce(t *testing.T) {
+	up := upstreamtest.NewOpenAI(t)
+	arrived := make(chan struct{}, 8)
+	release := make(chan struct{})
+	up.OnChat(func(req *api.ChatRequest) upstreamtest.Reply {
+		arrived <- struct{}{}
+		<-release
+		return upstreamtest.Reply{Content: `{"score": 4, "reason": "meh"}`}
+	})
+	j := newJudge(t, judge.NewHTTP(up.URL, ""), openCache(t, filepath.Join(t.TempDir(), "judge.db")))
+	it := judge.Item{Messages: []api.Message{user("q")}, Answer: assistant("same answer")}
+	const callers = 5
+	type result struct {
+		v   judge.Verdict
+		err error
+	}
+	results := make(chan result, callers)
+	for range callers {
+		go func() {
+			v, err := j.Score(context.Background(), it)
+			results <- result{v, err}
+		}()
+	}
+	<-arrived
+	close(release)
+	paid := 0
+	for range callers {
+		r := <-results
+		if r.err != nil || r.v.Score != 4 {
+			t.Fatalf("%+v", r)
+		}
+		if !r.v.Cached {
+			paid++
+		}
+	}
+	// Each caller either waited for the first call or found its verdict in the cache.
+	if n := len(up.Requests()); n != 1 || paid != 1 {
+		t.Fatalf("%d upstream calls, %d verdicts paid for; want 1", n, paid)
+	}
+	if st := j.Stats(); st.Verdicts != callers || st.CacheHits != callers-1 || st.Spent.Calls != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// A provider can be the judge directly, without HTTP to the gateway.
+func TestProviderAsChatter(t *testing.T) {
+	up := upstreamtest.NewOpenAI(t)
+	up.OnChat(func(req *api.ChatRequest) upstreamtest.Reply {
+		return upstreamtest.Reply{Content: `{"score": 10, "reason": "direct"}`}
+	})
+	j := newJudge(t, popenai.New(popenai.Options{BaseURL: up.URL, APIKey: "k"}), nil)
+	v, err := j.Score(context.Background(), judge.Item{Messages: []api.Message{user("q")}, Answer: assistant("a")})
+	if err != nil || v.Score != 10 || v.Reason != "direct" || v.Usage.CostUSD <= 0 {
+		t.Fatalf("%+v %v", v, err)
 	}
 }
