@@ -751,3 +751,49 @@ func orderedDictMethods() *exec.MethodSet[map[string]any] {
 	}
 	return exec.NewMethodSet(m)
 }
+
+// EncodeChat renders req with the tokenizer's chat template and encodes
+// the text without adding special tokens (the template writes them), as
+// apply_chat_template(tokenize=True) does. mask[i] is true when token i
+// overlaps an assistant span: the tokens to train on (a token that straddles
+// a span's edge, such as "\n\n" joining the header's newline and the
+// content's, counts as inside).
+func (t *Tokenizer) EncodeChat(req ChatRequest) (ids []int, mask []bool, err error) {
+	r, err := t.ApplyChatTemplate(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids = t.Encode(r.Text, EncodeOptions{})
+	// Token i covers the text streamed while adding it; the tokens of one
+	// character split across tokens all take the range of that character.
+	type rng struct{ start, end int }
+	ranges := make([]rng, len(ids))
+	sd := NewStreamDecoder(t, false)
+	pos, held := 0, 0
+	for i, id := range ids {
+		n := len(sd.Add(id))
+		if i == len(ids)-1 {
+			n += len(sd.Flush())
+		}
+		if n > 0 {
+			for k := held; k <= i; k++ {
+				ranges[k] = rng{pos, pos + n}
+			}
+			held = i + 1
+		}
+		pos += n
+	}
+	if pos != len(r.Text) {
+		return nil, nil, fmt.Errorf("encode chat: decoding the tokens gives %d bytes, the rendered text has %d (the normalizer changed the text), so the loss mask cannot be aligned", pos, len(r.Text))
+	}
+	// As HF's return_assistant_tokens_mask: every token overlapping a span.
+	mask = make([]bool, len(ids))
+	span := 0
+	for i, g := range ranges {
+		for span < len(r.Assistant) && r.Assistant[span].End <= g.start {
+			span++
+		}
+		mask[i] = span < len(r.Assistant) && g.start < r.Assistant[span].End && g.end > r.Assistant[span].Start
+	}
+	return ids, mask, nil
+}

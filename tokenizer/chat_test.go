@@ -279,3 +279,48 @@ func TestConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+func TestEncodeChatMask(t *testing.T) {
+	for _, model := range chatModels {
+		tok := loadModel(t, model)
+		for _, c := range readChats(t) {
+			req := ChatRequest{Messages: c.Messages, Tools: c.Tools}
+			r, err := tok.ApplyChatTemplate(req)
+			if err != nil {
+				continue // Gemma rejects tool turns
+			}
+			ids, mask, err := tok.EncodeChat(req)
+			if err != nil {
+				t.Fatalf("%s %s: %v", model, c.Name, err)
+			}
+			// The masked tokens, run by run, decode to the spans.
+			var runs []string
+			for i := 0; i < len(ids); {
+				if !mask[i] {
+					i++
+					continue
+				}
+				j := i
+				for j < len(ids) && mask[j] {
+					j++
+				}
+				runs = append(runs, tok.Decode(ids[i:j], false))
+				i = j
+			}
+			var spans []string
+			for _, sp := range r.Assistant {
+				spans = append(spans, r.Text[sp.Start:sp.End])
+			}
+			if len(runs) != len(spans) {
+				t.Errorf("%s %s: masked runs %q, spans %q", model, c.Name, runs, spans)
+				continue
+			}
+			for k := range runs {
+				// Equal up to a token straddling an edge.
+				if !strings.Contains(runs[k], spans[k]) || len(runs[k]) > len(spans[k])+2 {
+					t.Errorf("%s %s: masked run %q, span %q", model, c.Name, runs[k], spans[k])
+				}
+			}
+		}
+	}
+}
