@@ -37,7 +37,8 @@ type BestOfN struct {
 	sem   chan struct{}
 }
 
-// NewBestOfN returns a best-of-n sampler judged by j.
+// NewBestOfN returns a best-of-n sampler judged by j. Samples are cached
+// in j's Cache; without one a resumed run samples and judges again.
 func NewBestOfN(j *Judge, opts BestOfNOptions) (*BestOfN, error) {
 	if j == nil {
 		return nil, errors.New("judge: best-of-n needs a Judge to score the samples")
