@@ -79,8 +79,9 @@ func Load(dir string) (*Tokenizer, error) {
 	return LoadFile(filepath.Join(dir, "tokenizer.json"))
 }
 
-// LoadFile reads a tokenizer.json file; tokenizer_config.json and
-// generation_config.json are read from the same directory when present.
+// LoadFile reads a tokenizer.json file; tokenizer_config.json,
+// generation_config.json and chat_template.jinja are read from the same
+// directory when present.
 func LoadFile(path string) (*Tokenizer, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -97,6 +98,10 @@ func LoadFile(path string) (*Tokenizer, error) {
 	t, err := New(data, cfg, gen)
 	if err != nil {
 		return nil, fmt.Errorf("load tokenizer %s: %w", path, err)
+	}
+	// Newer transformers save the template beside the config; it wins.
+	if b, err := os.ReadFile(filepath.Join(dir, "chat_template.jinja")); err == nil {
+		t.ChatTemplate = string(b)
 	}
 	return t, nil
 }
@@ -220,10 +225,6 @@ func (t *Tokenizer) readConfig(data []byte) error {
 		Class        string          `json:"tokenizer_class"`
 		AddBOS       *bool           `json:"add_bos_token"`
 		AddEOS       *bool           `json:"add_eos_token"`
-		Decoder      map[string]struct {
-			Content string `json:"content"`
-			Special bool   `json:"special"`
-		} `json:"added_tokens_decoder"`
 	}
 	if err := json.Unmarshal(data, &c); err != nil {
 		return fmt.Errorf("parse tokenizer_config.json: %w", err)

@@ -247,3 +247,27 @@ func TestPostProcessors(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadDirectory(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("tokenizer.json", `{"added_tokens":[{"id":2,"content":"<eos>","special":true},{"id":3,"content":"<eot>","special":true}],"model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":[]}}`)
+	write("tokenizer_config.json", `{"eos_token":"<eos>","chat_template":"from config"}`)
+	write("generation_config.json", `{"eos_token_id":[3,2]}`)
+	write("chat_template.jinja", "{{ messages[0].content }}!")
+	tok, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(tok.StopIDs(), []int{2, 3}) || !tok.IsStop(3) || tok.IsStop(0) {
+		t.Errorf("StopIDs = %v", tok.StopIDs())
+	}
+	r, err := tok.ApplyChatTemplate(ChatRequest{Messages: []Message{{Role: "user", Content: "hi"}}})
+	if err != nil || r.Text != "hi!" {
+		t.Errorf("chat_template.jinja: %q, %v", r.Text, err)
+	}
+}
