@@ -156,20 +156,27 @@ func NewChatTemplate(source, bosToken, eosToken string) (*ChatTemplate, error) {
 	source = preprocessTemplate(source)
 	sum := sha256.Sum256([]byte(source))
 	id := "chat-" + hex.EncodeToString(sum[:8])
-	fs, err := loaders.NewFileSystemLoader("")
-	if err != nil {
-		return nil, err
-	}
-	loader, err := loaders.NewShiftedLoader(id, bytes.NewReader([]byte(source)), fs)
-	if err != nil {
-		return nil, err
-	}
-	tpl, err := exec.NewTemplate(id, chatConfig, loader, chatEnvironment())
+	tpl, err := exec.NewTemplate(id, chatConfig, sourceLoader{id, source}, chatEnvironment())
 	if err != nil {
 		return nil, fmt.Errorf("parse chat template: %w (Foundry renders templates with gonja; report the construct it lacks)", err)
 	}
 	return &ChatTemplate{tpl: tpl, bosToken: bosToken, eosToken: eosToken}, nil
 }
+
+// sourceLoader serves the template itself and nothing else: a model's
+// template must not {% include %} files from the machine.
+type sourceLoader struct{ id, source string }
+
+func (l sourceLoader) Read(path string) (io.Reader, error) {
+	if path != l.id {
+		return nil, fmt.Errorf("chat templates cannot include or import other templates (%q)", path)
+	}
+	return strings.NewReader(l.source), nil
+}
+
+func (l sourceLoader) Resolve(path string) (string, error) { return path, nil }
+
+func (l sourceLoader) Inherit(string) (loaders.Loader, error) { return l, nil }
 
 // CompileChatTemplate compiles the tokenizer's chat template. name picks one of
 // several named templates ("" for the default, or "tool_use" as HF picks
@@ -270,6 +277,25 @@ func (c *ChatTemplate) RenderText(req ChatRequest) (string, error) {
 // last assistant turn with its reasoning), it ends where rendering the
 // conversation through the message ends.
 func (c *ChatTemplate) Render(req ChatRequest) (Rendered, error) {
+	if req.ContinueFinalMessage {
+		// Spans come from the whole rendering, clipped to the cut text.
+		cut, err := c.RenderText(req)
+		if err != nil {
+			return Rendered{}, err
+		}
+		whole := req
+		whole.ContinueFinalMessage = false
+		r, err := c.Render(whole)
+		if err != nil {
+			return Rendered{}, err
+		}
+		r.Text = cut
+		for i := range r.Assistant {
+			r.Assistant[i].Start = min(r.Assistant[i].Start, len(cut))
+			r.Assistant[i].End = min(r.Assistant[i].End, len(cut))
+		}
+		return r, nil
+	}
 	text, err := c.RenderText(req)
 	if err != nil {
 		return Rendered{}, err

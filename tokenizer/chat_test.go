@@ -324,3 +324,24 @@ func TestEncodeChatMask(t *testing.T) {
 		}
 	}
 }
+
+func TestTemplateCannotInclude(t *testing.T) {
+	ct, err := NewChatTemplate(`{% include "/etc/hostname" %}`, "", "")
+	if err == nil {
+		_, err = ct.RenderText(ChatRequest{})
+	}
+	if err == nil || !strings.Contains(err.Error(), "cannot include") {
+		t.Fatalf("err = %v, want the include refused", err)
+	}
+}
+
+func TestContinueFinalMessageSpans(t *testing.T) {
+	tok := loadModel(t, "qwen3")
+	r, err := tok.ApplyChatTemplate(ChatRequest{Messages: []Message{{Role: "user", Content: "Hi"}, {Role: "assistant", Content: "Hello, I am"}}, ContinueFinalMessage: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(r.Text, "Hello, I am") || len(r.Assistant) != 1 || !strings.HasSuffix(r.Text[r.Assistant[0].Start:r.Assistant[0].End], "Hello, I am") {
+		t.Fatalf("text %q spans %v", r.Text, r.Assistant)
+	}
+}
