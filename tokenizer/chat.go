@@ -203,8 +203,28 @@ func (t *Tokenizer) CompileChatTemplate(name string) (*ChatTemplate, error) {
 
 // ApplyChatTemplate renders req with the tokenizer's template, picking the
 // "tool_use" template when tools are given and the config names one (as
-// HF's apply_chat_template does).
-func (t *Tokenizer) ApplyChatTemplate(req ChatRequest) (Rendered, error) {
+// HF's apply_chat_template does). It renders once; RenderChat also finds
+// the assistant spans, for training.
+func (t *Tokenizer) ApplyChatTemplate(req ChatRequest) (string, error) {
+	ct, err := t.chatTemplate(req)
+	if err != nil {
+		return "", err
+	}
+	return ct.RenderText(req)
+}
+
+// RenderChat renders req like ApplyChatTemplate and finds the assistant
+// spans (see ChatTemplate.Render); it renders the conversation several times.
+func (t *Tokenizer) RenderChat(req ChatRequest) (Rendered, error) {
+	ct, err := t.chatTemplate(req)
+	if err != nil {
+		return Rendered{}, err
+	}
+	return ct.Render(req)
+}
+
+// chatTemplate returns the compiled template for req, compiling it once.
+func (t *Tokenizer) chatTemplate(req ChatRequest) (*ChatTemplate, error) {
 	name := ""
 	if len(t.ChatTemplates) > 0 {
 		if _, ok := t.ChatTemplates["tool_use"]; ok && len(req.Tools) > 0 {
@@ -222,13 +242,13 @@ func (t *Tokenizer) ApplyChatTemplate(req ChatRequest) (Rendered, error) {
 	if !ok {
 		var err error
 		if ct, err = t.CompileChatTemplate(name); err != nil {
-			return Rendered{}, err
+			return nil, err
 		}
 		t.chatMu.Lock()
 		t.chatCache[name] = ct
 		t.chatMu.Unlock()
 	}
-	return ct.Render(req)
+	return ct, nil
 }
 
 func keys[V any](m map[string]V) []string {
@@ -785,7 +805,7 @@ func orderedDictMethods() *exec.MethodSet[map[string]any] {
 // a span's edge, such as "\n\n" joining the header's newline and the
 // content's, counts as inside).
 func (t *Tokenizer) EncodeChat(req ChatRequest) (ids []int, mask []bool, err error) {
-	r, err := t.ApplyChatTemplate(req)
+	r, err := t.RenderChat(req)
 	if err != nil {
 		return nil, nil, err
 	}

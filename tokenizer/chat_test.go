@@ -76,7 +76,7 @@ func TestChatTemplateMatchesReference(t *testing.T) {
 	for _, model := range append(chatModels, chatFiles...) {
 		t.Run(model, func(t *testing.T) {
 			render := func(req ChatRequest) (Rendered, error) {
-				return loadModel(t, model).ApplyChatTemplate(req)
+				return loadModel(t, model).RenderChat(req)
 			}
 			if strings.HasSuffix(model, ".jinja") {
 				src, err := os.ReadFile(model)
@@ -163,7 +163,7 @@ func TestChatSpans(t *testing.T) {
 		"gemma3": {"Hello! How can I help?<end_of_turn>\n", "Why did the chicken cross the road? To get to the other side.<end_of_turn>\n"},
 	} {
 		tok := loadModel(t, model)
-		r, err := tok.ApplyChatTemplate(ChatRequest{Messages: multi.Messages})
+		r, err := tok.RenderChat(ChatRequest{Messages: multi.Messages})
 		if err != nil {
 			t.Fatalf("%s: %v", model, err)
 		}
@@ -285,7 +285,7 @@ func TestEncodeChatMask(t *testing.T) {
 		tok := loadModel(t, model)
 		for _, c := range readChats(t) {
 			req := ChatRequest{Messages: c.Messages, Tools: c.Tools}
-			r, err := tok.ApplyChatTemplate(req)
+			r, err := tok.RenderChat(req)
 			if err != nil {
 				continue // Gemma rejects tool turns
 			}
@@ -337,7 +337,7 @@ func TestTemplateCannotInclude(t *testing.T) {
 
 func TestContinueFinalMessageSpans(t *testing.T) {
 	tok := loadModel(t, "qwen3")
-	r, err := tok.ApplyChatTemplate(ChatRequest{Messages: []Message{{Role: "user", Content: "Hi"}, {Role: "assistant", Content: "Hello, I am"}}, ContinueFinalMessage: true})
+	r, err := tok.RenderChat(ChatRequest{Messages: []Message{{Role: "user", Content: "Hi"}, {Role: "assistant", Content: "Hello, I am"}}, ContinueFinalMessage: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	r, err := tok.ApplyChatTemplate(tokenizer.ChatRequest{
+	text, err := tok.ApplyChatTemplate(tokenizer.ChatRequest{
 		Messages:            []tokenizer.Message{{Role: "user", Content: "Hello!"}},
 		AddGenerationPrompt: true,
 	})
@@ -20,7 +20,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	// The template already wrote any BOS; don't add it twice.
-	prompt := tok.Encode(r.Text, tokenizer.EncodeOptions{})
+	prompt := tok.Encode(text, tokenizer.EncodeOptions{})
 
 	sd := tokenizer.NewStreamDecoder(tok, true)
 	for _, id := range prompt { // stand-in for generated ids

@@ -8,8 +8,9 @@
 //	tok, err := tokenizer.Load(modelDir)                  // tokenizer.json (+ tokenizer_config.json, generation_config.json)
 //	ids := tok.Encode(text, tokenizer.EncodeOptions{AddSpecial: true})
 //	text := tok.Decode(ids, true)                         // skip special tokens
-//	r, err := tok.ApplyChatTemplate(tokenizer.ChatRequest{Messages: msgs, AddGenerationPrompt: true})
-//	prompt := tok.Encode(r.Text, tokenizer.EncodeOptions{}) // the template writes BOS itself
+//	text, err := tok.ApplyChatTemplate(tokenizer.ChatRequest{Messages: msgs, AddGenerationPrompt: true})
+//	prompt := tok.Encode(text, tokenizer.EncodeOptions{})   // the template writes BOS itself
+//	ids, lossMask, err := tok.EncodeChat(req)             // training: assistant tokens marked
 //	sd := tokenizer.NewStreamDecoder(tok, true)
 //	for id := range generated { fmt.Print(sd.Add(id)) }; fmt.Print(sd.Flush())
 //

@@ -266,8 +266,8 @@ func TestLoadDirectory(t *testing.T) {
 	if !slices.Equal(tok.StopIDs(), []int{2, 3}) || !tok.IsStop(3) || tok.IsStop(0) {
 		t.Errorf("StopIDs = %v", tok.StopIDs())
 	}
-	r, err := tok.ApplyChatTemplate(ChatRequest{Messages: []Message{{Role: "user", Content: "hi"}}})
-	if err != nil || r.Text != "hi!" {
-		t.Errorf("chat_template.jinja: %q, %v", r.Text, err)
+	text, err := tok.ApplyChatTemplate(ChatRequest{Messages: []Message{{Role: "user", Content: "hi"}}})
+	if err != nil || text != "hi!" {
+		t.Errorf("chat_template.jinja: %q, %v", text, err)
 	}
 }
