@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/foundryhq/foundry/config"
 	"github.com/foundryhq/foundry/gateway"
 )
 
@@ -23,11 +22,7 @@ func newKeysCmd() *cobra.Command {
 		Short: "Create a key for a project and print it (once)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := config.Load(cfgPath, nil)
-			if err != nil {
-				return err
-			}
-			st, err := openStore(cmd.Context(), cfg.DB)
+			st, err := storeFromConfig(cmd, cfgPath)
 			if err != nil {
 				return err
 			}
@@ -48,11 +43,7 @@ func newKeysCmd() *cobra.Command {
 		Short: "List keys (prefixes only)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := config.Load(cfgPath, nil)
-			if err != nil {
-				return err
-			}
-			st, err := openStore(cmd.Context(), cfg.DB)
+			st, err := storeFromConfig(cmd, cfgPath)
 			if err != nil {
 				return err
 			}
@@ -82,11 +73,7 @@ func newKeysCmd() *cobra.Command {
 		Short: "Revoke a key (running gateways stop accepting it within 10 seconds)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := config.Load(cfgPath, nil)
-			if err != nil {
-				return err
-			}
-			st, err := openStore(cmd.Context(), cfg.DB)
+			st, err := storeFromConfig(cmd, cfgPath)
 			if err != nil {
 				return err
 			}

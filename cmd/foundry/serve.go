@@ -81,6 +81,16 @@ func openStore(ctx context.Context, db string) (store.Store, error) {
 	return st, nil
 }
 
+// storeFromConfig opens the store named by the config file (or FOUNDRY_DB):
+// the CLI's commands that read or write the store directly use it.
+func storeFromConfig(cmd *cobra.Command, cfgPath string) (store.Store, error) {
+	cfg, err := config.Load(cfgPath, nil)
+	if err != nil {
+		return nil, err
+	}
+	return openStore(cmd.Context(), cfg.DB)
+}
+
 // serve runs the gateway on ln until ctx ends, then drains requests and
 // flushes capture.
 func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.Logger) error {

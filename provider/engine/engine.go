@@ -219,7 +219,7 @@ func (p *Provider) prepare(req *api.ChatRequest) (Model, core.Request, error) {
 		return Model{}, core.Request{}, p.badRequest(fmt.Sprintf("render the messages with %s's chat template: %v", req.Model, err))
 	}
 	// The template writes the special tokens itself (transformers' apply_chat_template).
-	g := core.Request{Prompt: int32s(m.Tokenizer.Encode(rendered.Text, tokenizer.EncodeOptions{})), MaxTokens: req.MaxOutputTokens(), Stop: req.Stop}
+	g := core.Request{Prompt: int32s(m.Tokenizer.Encode(rendered, tokenizer.EncodeOptions{})), MaxTokens: req.MaxOutputTokens(), Stop: req.Stop}
 	g.Sampling.Temperature = 1 // OpenAI's default
 	if req.Temperature != nil {
 		g.Sampling.Temperature = *req.Temperature
