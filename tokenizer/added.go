@@ -49,9 +49,9 @@ func newAddedVocab(tokens []addedToken) *addedVocab {
 		if a.Content == "" {
 			continue
 		}
-		// HF matches special tokens on the raw text whatever their
-		// normalized flag says.
-		if a.Normalized && !a.Special {
+		// As Rust's AddedVocabulary: normalized tokens match the
+		// normalized text, the others the raw input.
+		if a.Normalized {
 			v.norm.insert(a)
 		} else {
 			v.raw.insert(a)
