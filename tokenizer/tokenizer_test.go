@@ -271,3 +271,29 @@ func TestLoadDirectory(t *testing.T) {
 		t.Errorf("chat_template.jinja: %q, %v", text, err)
 	}
 }
+
+func TestAddedTokenFlags(t *testing.T) {
+	tj := []byte(`{"added_tokens":[
+{"id":10,"content":"<mask>","special":true,"lstrip":true,"rstrip":false},
+{"id":11,"content":"cat","special":false,"single_word":true},
+{"id":12,"content":"<x>","special":false,"rstrip":true}],
+"model":{"type":"BPE","vocab":{"a":0," ":1,"c":2,"t":3,"s":4,"b":5},"merges":[]}}`)
+	tok, err := New(tj, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"a  <mask>b", []string{"a", "<mask>", "b"}},     // lstrip eats the spaces before
+		{"<x>  a", []string{"<x>", "a"}},                 // rstrip eats the spaces after
+		{"a cat b", []string{"a", " ", "cat", " ", "b"}}, // a whole word
+		{"cats", []string{"c", "a", "t", "s"}},           // not single_word
+		{"a cat", []string{"a", " ", "cat"}},
+	} {
+		if got := toks(tok, tok.Encode(tc.in, EncodeOptions{})); !slices.Equal(got, tc.want) {
+			t.Errorf("%q: %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
