@@ -404,12 +404,14 @@ func (t *Tokenizer) encodeSegment(ids []int, text string, first bool) []int {
 	for _, seg := range t.added.splitNormalized(text) {
 		if seg.id >= 0 {
 			ids = append(ids, seg.id)
+			first = false
 			continue
 		}
 		words := []string{seg.text}
 		if t.pre != nil {
 			words = t.pre.preTokenize(words, first)
 		}
+		first = false
 		for _, w := range words {
 			ids = t.model.tokenize(ids, w)
 		}
