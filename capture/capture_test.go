@@ -17,6 +17,7 @@ import (
 // memStore is a tiny in-memory store.Store for capture's own tests; the
 // gateway's tests use the real SQLite store.
 type memStore struct {
+	store.Store // methods the capturer never calls (routes)
 	mu    sync.Mutex
 	recs  map[string]store.Record
 	gate  chan struct{} // when non-nil, InsertRecords waits for it to close

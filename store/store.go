@@ -14,6 +14,10 @@ import (
 // ErrNotFound is returned when a looked-up row does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrConflict is returned when a write expected a state that another writer
+// changed first (a route version that is no longer the latest).
+var ErrConflict = errors.New("conflict")
+
 // ErrInvalidQuery is wrapped by the error for a Query a store cannot run: a
 // malformed cursor or an unknown Status. HTTP handlers map it to 400.
 var ErrInvalidQuery = errors.New("invalid query")
@@ -81,6 +85,18 @@ type Key struct {
 	LastUsedAt *time.Time
 }
 
+// RouteVersion is one version of a route's traffic policy. Versions of a
+// route count up from 1; every change (a manual edit, a rollback) is a new
+// version, so the history is the audit log.
+type RouteVersion struct {
+	Name      string          // the model name apps call, e.g. "support-bot"
+	Version   int             // 1 for a new route, then the previous version + 1
+	Policy    json.RawMessage // the policy as JSON, stored byte for byte
+	Actor     string          // who made the change: a user, "api", "auto-rollback"
+	Comment   string          // why
+	CreatedAt time.Time
+}
+
 // Query selects captured records. Zero fields do not filter.
 type Query struct {
 	Since, Until time.Time // CreatedAt in [Since, Until)
@@ -145,6 +161,18 @@ type Store interface {
 	// twice keeps the first time; a touch older than the stored one is ignored.
 	RevokeKey(ctx context.Context, id string) error
 	TouchKey(ctx context.Context, id string, at time.Time) error
+
+	// PutRoute stores rv as the next version of route rv.Name. rv.Version
+	// must be the latest stored version + 1 (1 for a new route); otherwise
+	// another writer got there first and the error wraps ErrConflict. A zero
+	// CreatedAt means now.
+	PutRoute(ctx context.Context, rv RouteVersion) error
+	// GetRoute returns the latest version of a route, or ErrNotFound.
+	GetRoute(ctx context.Context, name string) (RouteVersion, error)
+	// ListRoutes returns the latest version of every route, by name.
+	ListRoutes(ctx context.Context) ([]RouteVersion, error)
+	// RouteHistory returns every version of a route, oldest first; ErrNotFound when it has none.
+	RouteHistory(ctx context.Context, name string) ([]RouteVersion, error)
 
 	Close() error
 }

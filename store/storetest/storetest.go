@@ -44,6 +44,7 @@ func Run(t *testing.T, open Open) {
 		{"ConcurrentInserts", testConcurrentInserts},
 		{"Reopen", testReopen},
 		{"Usage", testUsage},
+		{"Routes", testRoutes},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
