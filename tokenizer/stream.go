@@ -42,8 +42,11 @@ func (d *StreamDecoder) Add(id int) string {
 	if len(cur) <= len(prev) || (incomplete(cur) && len(d.ids)-d.read < maxHeld) {
 		return ""
 	}
-	d.prefix, d.read = d.read, len(d.ids)
-	return cur[commonPrefix(prev, cur):]
+	out := cur[commonPrefix(prev, cur):]
+	// Keep only the window: ids before it are never decoded again.
+	d.ids = append(d.ids[:0], d.ids[d.read:]...)
+	d.prefix, d.read = 0, len(d.ids)
+	return out
 }
 
 // Flush returns whatever text is still held back (a trailing incomplete
