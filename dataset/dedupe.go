@@ -3,13 +3,10 @@ package dataset
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"os"
-
-	"github.com/foundryhq/foundry/api"
 )
 
 // DedupeSpec configures the Dedupe stage.
@@ -131,7 +128,7 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 		other   []uint64
 	)
 	bw := bufio.NewWriterSize(rows, 1<<20)
-	enc := json.NewEncoder(bw)
+	enc := &rowSpool{w: bw}
 	better := func(a, b uint32) bool { // is row a better than row b?
 		sa, sb := score[a], score[b]
 		if sa != sb && !(math.IsNaN(float64(sa)) && math.IsNaN(float64(sb))) {
@@ -161,7 +158,7 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 		}
 		i := n
 		n++
-		if err := enc.Encode(spoolRow{FineTuneExample: ex.FineTuneExample, Meta: ex.Meta, Split: ex.Split, Seq: ex.Seq}); err != nil {
+		if err := enc.put(ex); err != nil {
 			return fmt.Errorf("dedupe spool: %w", err)
 		}
 		s := float32(math.NaN())
@@ -187,6 +184,7 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 				keys[b] = bandKey(b, sig[b*d.rows:(b+1)*d.rows])
 			}
 			bestJ, bestC := -1.0, uint32(0)
+			sorted := false
 			for b, k := range keys {
 				c, ok := bandIdx.get(k)
 				if !ok || c == i {
@@ -205,7 +203,10 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 				if other, err = sh.read(shAt[c], other); err != nil {
 					return fmt.Errorf("dedupe spool: %w", err)
 				}
-				if j := jaccard(shingles, other); j > bestJ {
+				if !sorted {
+					shingles, sorted = setOf(shingles), true
+				}
+				if j := jaccard(shingles, setOf(other)); j > bestJ {
 					bestJ, bestC = j, c
 				}
 			}
@@ -278,14 +279,12 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 	}
 	var later []pending
 
-	br := bufio.NewReaderSize(rows, 1<<20)
-	dec := json.NewDecoder(br)
+	dec := &rowReader{r: bufio.NewReaderSize(rows, 1<<20)}
 	for i := uint32(0); i < n; i++ {
-		var r spoolRow
-		if err := dec.Decode(&r); err != nil {
+		ex, err := dec.next()
+		if err != nil {
 			return fmt.Errorf("dedupe spool: row %d: %w", i, err)
 		}
-		ex := &Example{FineTuneExample: r.FineTuneExample, Meta: r.Meta, Split: r.Split, Seq: r.Seq}
 		if _, ok := wanted[i]; ok {
 			wanted[i] = ex.Meta.ID
 		}
@@ -309,12 +308,4 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 		out.drop(p.ex, p.reason, "kept "+wanted[p.winner], true)
 	}
 	return nil
-}
-
-// spoolRow is an example as the dedupe spool stores it.
-type spoolRow struct {
-	api.FineTuneExample
-	Meta  Meta
-	Split string `json:",omitempty"`
-	Seq   int64
 }

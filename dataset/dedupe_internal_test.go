@@ -32,7 +32,7 @@ func TestNearDuplicateRecall(t *testing.T) {
 	var norm normalizer
 	shOf := func(s string) []uint64 {
 		norm.normalize(s)
-		return append([]uint64(nil), norm.shingles(5)...)
+		return setOf(append([]uint64(nil), norm.shingles(5)...))
 	}
 	type pair struct {
 		base, copy string

@@ -88,9 +88,9 @@ func TestBuildFromGatewayTraffic(t *testing.T) {
 		ids = append(ids, call(fmt.Sprintf("How do I manage my %s when the account is on the team plan number %d?", topic, i), "prod,support"))
 	}
 	call("How do I manage my invoices when the account is on the team plan number 0?", "prod,support") // exact duplicate
-	call("Tell me the forbidden recipe", "prod,support")                                             // refusal
-	call("Please email the team about the outage", "prod,support")                                   // PII in the answer
-	call("A staging call about printers", "staging")                                                 // not selected (tag)
+	call("Tell me the forbidden recipe", "prod,support")                                               // refusal
+	call("Please email the team about the outage", "prod,support")                                     // PII in the answer
+	call("A staging call about printers", "staging")                                                   // not selected (tag)
 	if err := capt.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -137,10 +137,17 @@ func ApproxTokens(chars int) int { return (chars + 3) / 4 }
 // errNotChat marks records that are not chat completions.
 var errNotChat = errors.New("not a chat completion")
 
-// FromRecord turns a captured call into an example with api.NewFineTuneExample.
-// A call whose answer is empty, refused or broken still becomes an example
-// (with an empty answer and Meta.Error or Meta.Refusal set) so that Validate
-// counts it under the right reason; only an unreadable request is an error.
+// FromRecord turns a captured call into an example. A call whose answer is
+// empty, refused or broken still becomes an example (with an empty answer
+// and Meta.Error or Meta.Refusal set) so that Validate counts it under the
+// right reason; only an unreadable request is an error.
+//
+// The conversion is api.NewFineTuneExample's. For speed (it is most of the
+// select stage's cost), bodies whose messages all have string or null
+// content are decoded in one pass into plain structs, which gives the same
+// example — TestFastDecodeMatchesNewFineTuneExample holds the two together —
+// and everything else (content parts, unusual shapes) goes through
+// api.NewFineTuneExample itself.
 func FromRecord(r store.RecordWithFeedback) (*Example, error) {
 	if r.Endpoint != "" && r.Endpoint != "chat.completions" {
 		return nil, errNotChat
@@ -155,6 +162,9 @@ func FromRecord(r store.RecordWithFeedback) (*Example, error) {
 	if r.Error == "" && r.Status >= 400 {
 		ex.Meta.Error = fmt.Sprintf("HTTP %d", r.Status)
 	}
+	if fastDecode(r.Request, r.Response, ex) {
+		return ex, nil
+	}
 	var tail struct {
 		Choices []struct {
 			FinishReason string `json:"finish_reason"`
@@ -164,7 +174,6 @@ func FromRecord(r store.RecordWithFeedback) (*Example, error) {
 		} `json:"choices"`
 	}
 	if len(r.Response) > 0 {
-		// Only the small fields NewFineTuneExample drops; unknown fields are skipped cheaply.
 		if json.Unmarshal(r.Response, &tail) == nil && len(tail.Choices) > 0 {
 			ex.Meta.FinishReason = tail.Choices[0].FinishReason
 			if p := tail.Choices[0].Message.Refusal; p != nil {
@@ -177,16 +186,79 @@ func FromRecord(r store.RecordWithFeedback) (*Example, error) {
 		ex.FineTuneExample = ft
 		return ex, nil
 	}
-	// No usable answer: keep the prompt so Validate reports why.
+	return noAnswer(r.Request, ex)
+}
+
+// noAnswer keeps the prompt of a call without a usable answer, so Validate reports why.
+func noAnswer(reqBody []byte, ex *Example) (*Example, error) {
 	var req api.ChatRequest
-	if jerr := json.Unmarshal(r.Request, &req); jerr != nil {
+	if jerr := json.Unmarshal(reqBody, &req); jerr != nil {
 		return nil, fmt.Errorf("request body: %w", jerr)
 	}
 	ex.Tools, ex.ParallelToolCalls = req.Tools, req.ParallelToolCalls
+	ex.Messages = ex.Messages[:0]
 	for _, m := range req.Messages {
 		m.Extra, m.Refusal = nil, nil
 		ex.Messages = append(ex.Messages, m)
 	}
 	ex.Messages = append(ex.Messages, api.Message{Role: "assistant"})
 	return ex, nil
+}
+
+// plainMessage is a message whose content is a string or null.
+type plainMessage struct {
+	Role       string         `json:"role"`
+	Content    *string        `json:"content"`
+	Name       string         `json:"name"`
+	ToolCalls  []api.ToolCall `json:"tool_calls"`
+	ToolCallID string         `json:"tool_call_id"`
+	Refusal    *string        `json:"refusal"`
+}
+
+func (m *plainMessage) message() api.Message {
+	out := api.Message{Role: m.Role, Name: m.Name, ToolCalls: m.ToolCalls, ToolCallID: m.ToolCallID}
+	if m.Content != nil {
+		out.Content = api.TextContent(*m.Content)
+	}
+	return out
+}
+
+// fastDecode fills ex from plain-shaped bodies and reports whether it could.
+func fastDecode(reqBody, respBody []byte, ex *Example) bool {
+	var req struct {
+		Messages          []plainMessage `json:"messages"`
+		Tools             []api.Tool     `json:"tools"`
+		ParallelToolCalls *bool          `json:"parallel_tool_calls"`
+	}
+	var resp struct {
+		Choices []struct {
+			FinishReason string       `json:"finish_reason"`
+			Message      plainMessage `json:"message"`
+		} `json:"choices"`
+	}
+	if json.Unmarshal(reqBody, &req) != nil || json.Unmarshal(respBody, &resp) != nil || len(resp.Choices) == 0 {
+		return false
+	}
+	ans := resp.Choices[0].Message
+	ex.Meta.FinishReason = resp.Choices[0].FinishReason
+	if ans.Refusal != nil {
+		ex.Meta.Refusal = *ans.Refusal
+	}
+	ex.Tools, ex.ParallelToolCalls = req.Tools, req.ParallelToolCalls
+	ex.Messages = make([]api.Message, 0, len(req.Messages)+1)
+	for i := range req.Messages {
+		ex.Messages = append(ex.Messages, req.Messages[i].message())
+	}
+	if ans.Content == nil && len(ans.ToolCalls) == 0 {
+		// NewFineTuneExample refuses a choice with neither content nor tool
+		// calls; keep the prompt with an empty answer for Validate.
+		ex.Messages = append(ex.Messages, api.Message{Role: "assistant"})
+		return true
+	}
+	a := ans.message()
+	if a.Role == "" {
+		a.Role = "assistant"
+	}
+	ex.Messages = append(ex.Messages, a)
+	return true
 }

@@ -71,8 +71,10 @@ func (n *normalizer) normalize(s string) uint64 {
 	return h
 }
 
-// shingles returns the sorted, unique hashes of the k-word shingles of the
-// last normalised text (one shingle of all words when there are fewer than k).
+// shingles returns the hashes of the k-word shingles of the last normalised
+// text (one shingle of all words when there are fewer than k), unsorted and
+// possibly repeated: MinHash does not care, and setOf makes a set of them
+// for the rare exact comparison.
 func (n *normalizer) shingles(k int) []uint64 {
 	n.sh = n.sh[:0]
 	w := n.words
@@ -89,14 +91,21 @@ func (n *normalizer) shingles(k int) []uint64 {
 		}
 		n.sh = append(n.sh, mix64(h))
 	}
-	slices.Sort(n.sh)
-	out := n.sh[:1]
-	for _, x := range n.sh[1:] {
+	return n.sh
+}
+
+// setOf sorts sh and removes repeats, in place.
+func setOf(sh []uint64) []uint64 {
+	if len(sh) == 0 {
+		return sh
+	}
+	slices.Sort(sh)
+	out := sh[:1]
+	for _, x := range sh[1:] {
 		if x != out[len(out)-1] {
 			out = append(out, x)
 		}
 	}
-	n.sh = out
 	return out
 }
 
@@ -180,7 +189,7 @@ func candidateProb(s float64, bands, rows int) float64 {
 	return 1 - math.Pow(1-math.Pow(s, float64(rows)), float64(bands))
 }
 
-// jaccard returns |a∩b| / |a∪b| of two sorted unique slices.
+// jaccard returns |a∩b| / |a∪b| of two sets made by setOf.
 func jaccard(a, b []uint64) float64 {
 	if len(a) == 0 && len(b) == 0 {
 		return 1

@@ -73,7 +73,7 @@ func Scrub(spec ScrubSpec) (Stage, error) {
 	if err != nil {
 		return nil, err
 	}
-	return RowStage{StageName: "scrub", Decide: func(_ context.Context, ex *Example, out *Out) (string, string, error) {
+	return RowStage{StageName: "scrub", Workers: 2, Decide: func(_ context.Context, ex *Example, out *Out) (string, string, error) {
 		counts := s.ScrubExample(ex)
 		if len(counts) > 0 {
 			out.Count("rows with PII", 1)
@@ -615,24 +615,30 @@ func findSecrets(s string, add func(string, int, int)) {
 		}
 		off = end
 	}
-	for _, p := range secretPrefixes {
-		for off := 0; off < len(s); {
-			i := strings.Index(s[off:], p.prefix)
-			if i < 0 {
-				break
+	// Known prefixes, checked at word starts only (one pass instead of a
+	// search per prefix).
+	for i := 0; i < len(s); i++ {
+		if i > 0 && wordChar(s[i-1]) {
+			continue
+		}
+		switch s[i] {
+		case 's', 'r', 'A', 'g', 'x', 'h', 'n':
+		default:
+			continue
+		}
+		for _, p := range secretPrefixes {
+			if !strings.HasPrefix(s[i:], p.prefix) {
+				continue
 			}
-			i += off
 			j := i + len(p.prefix)
 			for j < len(s) && p.alpha(s[j]) {
 				j++
 			}
-			off = j
-			if (i > 0 && wordChar(s[i-1])) || j-i-len(p.prefix) < p.min {
-				continue
-			}
-			if tok := s[i+len(p.prefix) : j]; hasDigit(tok) && entropy(tok) >= 3 {
+			if tok := s[i+len(p.prefix) : j]; len(tok) >= p.min && hasDigit(tok) && entropy(tok) >= 3 {
 				add(PIISecret, i, j)
+				i = j - 1
 			}
+			break
 		}
 	}
 	// Bearer tokens.

@@ -261,6 +261,10 @@ func (p *Pipeline) Run(ctx context.Context, sink func(*Example) error) (Funnel, 
 type RowStage struct {
 	StageName string
 	Decide    func(ctx context.Context, ex *Example, out *Out) (reason, detail string, err error)
+	// Workers, when above 1, runs Decide on that many goroutines at once
+	// (Decide must then be safe for concurrent use); examples still leave
+	// in the order they came.
+	Workers int
 }
 
 // Name returns the stage's name.
@@ -268,6 +272,33 @@ func (s RowStage) Name() string { return s.StageName }
 
 // Run applies Decide to every example.
 func (s RowStage) Run(ctx context.Context, in <-chan *Example, out *Out) error {
+	if s.Workers > 1 {
+		type decided struct {
+			ex             *Example
+			reason, detail string
+			err            error
+		}
+		return orderedMap(ctx, s.Workers, func(send func(*Example) error) error {
+			for ex := range in {
+				if err := send(ex); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, func(ex *Example) decided {
+			r, d, err := s.Decide(ctx, ex, out)
+			return decided{ex, r, d, err}
+		}, func(d decided) error {
+			if d.err != nil {
+				return d.err
+			}
+			if d.reason != "" {
+				out.Drop(d.ex, d.reason, d.detail)
+				return nil
+			}
+			return out.Keep(ctx, d.ex)
+		})
+	}
 	for ex := range in {
 		reason, detail, err := s.Decide(ctx, ex, out)
 		if err != nil {

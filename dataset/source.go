@@ -46,22 +46,35 @@ func (s *StoreSource) Examples(ctx context.Context, out *Out) error {
 	return s.scan(ctx, out, func(ex *Example) error { return out.Keep(ctx, ex) })
 }
 
+// parseWorkers is how many goroutines decode records while the store scans:
+// decoding JSON costs about as much as reading the rows.
+const parseWorkers = 2
+
 func (s *StoreSource) scan(ctx context.Context, out *Out, keep func(*Example) error) error {
+	type parsed struct {
+		id, endpoint string
+		ex           *Example
+		err          error
+	}
 	var seq int64
-	err := s.Store.ScanRecords(ctx, s.Select.Query(), func(r store.RecordWithFeedback) error {
+	err := orderedMap(ctx, parseWorkers, func(send func(store.RecordWithFeedback) error) error {
+		return s.Store.ScanRecords(ctx, s.Select.Query(), send)
+	}, func(r store.RecordWithFeedback) parsed {
 		ex, err := FromRecord(r)
-		if err == errNotChat {
-			out.Drop(&Example{Meta: Meta{Source: "store", ID: r.ID}}, "not a chat completion", r.Endpoint)
+		return parsed{r.ID, r.Endpoint, ex, err}
+	}, func(p parsed) error {
+		if p.err == errNotChat {
+			out.Drop(&Example{Meta: Meta{Source: "store", ID: p.id}}, "not a chat completion", p.endpoint)
 			return nil
 		}
-		if err != nil {
-			out.Drop(&Example{Meta: Meta{Source: "store", ID: r.ID}}, "unreadable record", err.Error())
+		if p.err != nil {
+			out.Drop(&Example{Meta: Meta{Source: "store", ID: p.id}}, "unreadable record", p.err.Error())
 			return nil
 		}
-		ex.Meta.Weight = s.Weight
-		ex.Seq = seq
+		p.ex.Meta.Weight = s.Weight
+		p.ex.Seq = seq
 		seq++
-		return keep(ex)
+		return keep(p.ex)
 	})
 	if err != nil {
 		return fmt.Errorf("select from the store: %w", err)

@@ -88,7 +88,7 @@ func Validate(spec ValidateSpec) (Stage, error) {
 	for _, p := range append(append([]string(nil), DefaultRefusalPhrases...), spec.RefusalPhrases...) {
 		v.refusals = append(v.refusals, strings.ToLower(p))
 	}
-	return RowStage{StageName: "validate", Decide: v.decide}, nil
+	return RowStage{StageName: "validate", Decide: v.decide, Workers: 2}, nil
 }
 
 type validator struct {

@@ -39,6 +39,7 @@ func newRootCmd() *cobra.Command {
 		newEngineCmd(),
 		newPullCmd(),
 		newRunCmd(),
+		newDatasetCmd(),
 	)
 	return root
 }

@@ -1,0 +1,375 @@
+// Command dataset measures the local curation stages — select, validate,
+// dedupe, scrub, split — over synthetic captured calls in a SQLite store.
+//
+// For each size (default 100k and 1M records) it generates a store with
+// batched InsertRecords (5% exact duplicates, 5% near duplicates, 10% rows
+// with PII, 2% refusals, 1% upstream errors, 10% with feedback), then in
+// fresh child processes:
+//
+//   - runs the whole pipeline once, streaming, reporting records/s and the
+//     process's peak RSS (VmHWM from /proc/self/status);
+//   - runs growing prefixes of the pipeline (select; +validate; +dedupe;
+//     +scrub; +split) and reports each stage's own cost as the CPU time it
+//     adds per record (user+sys), and the records/s that cost allows on one
+//     core.
+//
+// Run: go run ./bench/dataset [-sizes 100000,1000000] [-dir /tmp/foundry-bench-dataset] [-out bench/out/dataset.json]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/foundryhq/foundry/dataset"
+	"github.com/foundryhq/foundry/store"
+	"github.com/foundryhq/foundry/store/sqlite"
+)
+
+func main() {
+	var (
+		sizes = flag.String("sizes", "100000,1000000", "record counts to measure, comma-separated")
+		dir   = flag.String("dir", filepath.Join(os.TempDir(), "foundry-bench-dataset"), "where the stores are generated (kept for reruns)")
+		out   = flag.String("out", "", "also write the results as JSON here")
+		mode  = flag.String("mode", "", "internal: gen, full or prefix (child processes)")
+		n     = flag.Int("n", 0, "internal: record count")
+		db    = flag.String("db", "", "internal: store path")
+		depth = flag.Int("stages", 0, "internal: how many stages after select")
+		prof  = flag.String("cpuprofile", "", "with -mode full: write a CPU profile here")
+	)
+	flag.Parse()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	var err error
+	switch *mode {
+	case "gen":
+		err = generate(ctx, *db, *n)
+	case "full", "prefix":
+		if *prof != "" {
+			f, perr := os.Create(*prof)
+			if perr != nil {
+				err = perr
+				break
+			}
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+		err = measure(ctx, *db, *mode, *depth)
+	default:
+		err = orchestrate(ctx, log, *sizes, *dir, *out)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+// result is what a measuring child prints as JSON.
+type result struct {
+	Mode       string           `json:"mode"`
+	Stages     int              `json:"stages"`
+	Records    int64            `json:"records"`
+	Out        int64            `json:"out"`
+	WallS      float64          `json:"wall_s"`
+	CPUS       float64          `json:"cpu_s"`
+	PeakRSSMiB float64          `json:"peak_rss_mib"`
+	Funnel     dataset.Funnel   `json:"funnel,omitempty"`
+	Counters   map[string]int64 `json:"-"`
+}
+
+var stageNames = []string{"select", "validate", "dedupe", "scrub", "split"}
+
+type sizeReport struct {
+	Records      int                `json:"records"`
+	GenerateS    float64            `json:"generate_s"`
+	Full         result             `json:"full"`
+	StageRecPerS map[string]float64 `json:"stage_records_per_cpu_s"`
+	StageCPUus   map[string]float64 `json:"stage_cpu_us_per_record"`
+}
+
+func orchestrate(ctx context.Context, log *slog.Logger, sizes, dir, out string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	var reports []sizeReport
+	for _, s := range strings.Split(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("-sizes: %w", err)
+		}
+		rep := sizeReport{Records: n, StageRecPerS: map[string]float64{}, StageCPUus: map[string]float64{}}
+		path := filepath.Join(dir, fmt.Sprintf("records-%d.db", n))
+		if _, err := os.Stat(path); err != nil {
+			log.Info("generating store", "records", n, "path", path)
+			start := time.Now()
+			if err := child(ctx, self, nil, "-mode", "gen", "-n", strconv.Itoa(n), "-db", path); err != nil {
+				os.Remove(path)
+				return err
+			}
+			rep.GenerateS = time.Since(start).Seconds()
+			log.Info("generated", "records", n, "seconds", rep.GenerateS, "records/s", float64(n)/rep.GenerateS)
+		}
+		if err := child(ctx, self, &rep.Full, "-mode", "full", "-db", path, "-stages", "4"); err != nil {
+			return err
+		}
+		log.Info("full pipeline", "records", n, "records/s", float64(rep.Full.Records)/rep.Full.WallS, "peak_rss_mib", rep.Full.PeakRSSMiB)
+		prev := 0.0
+		for k := 0; k <= 4; k++ {
+			var r result
+			if err := child(ctx, self, &r, "-mode", "prefix", "-db", path, "-stages", strconv.Itoa(k)); err != nil {
+				return err
+			}
+			per := (r.CPUS - prev) / float64(r.Records)
+			prev = r.CPUS
+			rep.StageCPUus[stageNames[k]] = per * 1e6
+			rep.StageRecPerS[stageNames[k]] = 1 / per
+		}
+		reports = append(reports, rep)
+	}
+	fmt.Printf("\nhost: %d CPUs (GOMAXPROCS %d), %s\n\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
+	fmt.Printf("%-10s %10s %12s %12s %14s\n", "records", "wall s", "records/s", "peak RSS", "kept rows")
+	for _, r := range reports {
+		fmt.Printf("%-10d %10.1f %12.0f %9.0f MiB %14d\n", r.Records, r.Full.WallS, float64(r.Full.Records)/r.Full.WallS, r.Full.PeakRSSMiB, r.Full.Out)
+	}
+	fmt.Printf("\nper stage (CPU time each stage adds per record; records/s on one core):\n%-10s", "records")
+	for _, s := range stageNames {
+		fmt.Printf(" %18s", s)
+	}
+	fmt.Println()
+	for _, r := range reports {
+		fmt.Printf("%-10d", r.Records)
+		for _, s := range stageNames {
+			fmt.Printf(" %7.1fµs %8.0f/s", r.StageCPUus[s], r.StageRecPerS[s])
+		}
+		fmt.Println()
+	}
+	if len(reports) > 0 {
+		last := reports[len(reports)-1]
+		fmt.Println("\nfunnel of the last size:")
+		for _, st := range last.Full.Funnel {
+			fmt.Printf("  %-9s in %9d out %9d", st.Stage, st.In, st.Out)
+			for _, d := range st.Dropped {
+				fmt.Printf("  %s: %d", d.Reason, d.Count)
+			}
+			if len(st.Counters) > 0 {
+				fmt.Printf("  %v", st.Counters)
+			}
+			fmt.Println()
+		}
+	}
+	if out != "" {
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return err
+		}
+		b, _ := json.MarshalIndent(reports, "", "  ")
+		return os.WriteFile(out, b, 0o644)
+	}
+	return nil
+}
+
+func child(ctx context.Context, self string, into *result, args ...string) error {
+	cmd := exec.CommandContext(ctx, self, args...)
+	cmd.Stderr = os.Stderr
+	b, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("%s: %w", strings.Join(args, " "), err)
+	}
+	if into != nil {
+		return json.Unmarshal(b, into)
+	}
+	return nil
+}
+
+// measure runs select and the first depth stages (all with -mode full) and
+// prints a result.
+func measure(ctx context.Context, path, mode string, depth int) error {
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	tmp, err := os.MkdirTemp("", "foundry-bench-spool-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	spec := &dataset.Spec{Name: "bench", Sources: []dataset.SourceSpec{{Store: &dataset.Selection{Routes: []string{"support-bot", "extract"}, Tags: []string{"prod"}}}},
+		Validate: dataset.ValidateSpec{MinChars: 10, MaxTokens: 2000, MustNotMatch: []string{`As an AI (language )?model`}}}
+	stages, err := spec.Stages(ctx, nil, tmp)
+	if err != nil {
+		return err
+	}
+	src, err := spec.Source(st)
+	if err != nil {
+		return err
+	}
+	p := &dataset.Pipeline{Source: src, Stages: stages[:depth]}
+	start := time.Now()
+	cpu0 := cpuSeconds()
+	var kept int64
+	funnel, err := p.Run(ctx, func(*dataset.Example) error { kept++; return nil })
+	if err != nil {
+		return err
+	}
+	r := result{Mode: mode, Stages: depth, Records: funnel[0].In, Out: kept, WallS: time.Since(start).Seconds(), CPUS: cpuSeconds() - cpu0, PeakRSSMiB: peakRSS()}
+	if mode == "full" {
+		r.Funnel = funnel
+	}
+	return json.NewEncoder(os.Stdout).Encode(r)
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+}
+
+// peakRSS reads VmHWM (KiB) from /proc/self/status.
+func peakRSS() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmHWM:") {
+			f := strings.Fields(l)
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return -1
+}
+
+// --- synthetic traffic
+
+type gen struct {
+	rng   *rand.Rand
+	vocab []string
+	ring  []string // recent user texts, for duplicates
+}
+
+func (g *gen) words(n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(g.vocab[g.rng.IntN(len(g.vocab))])
+	}
+	return b.String()
+}
+
+var systems = []string{
+	"You are the support assistant for Acme Cloud. Answer politely and concisely, cite the relevant help-center article when one exists, and never promise refunds without a ticket number.",
+	"You extract structured fields from customer emails. Reply with the fields the user asks for, one per line, and say 'unknown' when a field is missing.",
+	"You are a friendly travel agent. Suggest at most three options, give prices in the customer's currency and mention visa requirements when relevant.",
+}
+
+var piiSnippets = []string{
+	"my email is alex.morgan%d@example.com", "call me at +44 20 7946 %04d", "card 4111 1111 1111 1111 was charged",
+	"IBAN DE89 3704 0044 0532 0130 00 please", "the server 10.%d.0.7 is down", "my key sk-proj-4fG7hJ2kL9mN3pQ8rS1tU6vW0x%dA leaked",
+}
+
+func (g *gen) record(i int, t0 time.Time) (store.Record, *float64) {
+	user := g.words(40 + g.rng.IntN(40))
+	answer := g.words(50 + g.rng.IntN(50))
+	r := g.rng.Float64()
+	var errMsg string
+	switch {
+	case r < 0.05 && len(g.ring) > 0: // exact duplicate, recased
+		user = strings.ToUpper(g.ring[g.rng.IntN(len(g.ring))])
+	case r < 0.10 && len(g.ring) > 0: // near duplicate: one word changed
+		w := strings.Fields(g.ring[g.rng.IntN(len(g.ring))])
+		w[g.rng.IntN(len(w))] = "changed"
+		user = strings.Join(w, " ")
+	case r < 0.20:
+		user += " " + fmt.Sprintf(piiSnippets[g.rng.IntN(len(piiSnippets))], i%10000)
+	case r < 0.22:
+		answer = "I'm sorry, but I can't help with that request."
+	case r < 0.23:
+		errMsg = "stream broke: unexpected EOF"
+	}
+	if len(g.ring) < 1000 {
+		g.ring = append(g.ring, user)
+	} else {
+		g.ring[g.rng.IntN(len(g.ring))] = user
+	}
+	if strings.HasPrefix(user, strings.ToUpper(user[:1])) && r < 0.10 {
+		// duplicates share the answer too, so the whole dialogue repeats
+		answer = "Thanks for reaching out. " + strings.ToLower(user[:min(len(user), 80)])
+	}
+	route := "support-bot"
+	if i%3 == 1 {
+		route = "extract"
+	}
+	req, _ := json.Marshal(map[string]any{"model": "gpt-4o-mini", "messages": []map[string]string{
+		{"role": "system", "content": systems[i%len(systems)]}, {"role": "user", "content": user}}, "temperature": 0.2})
+	resp, _ := json.Marshal(map[string]any{"id": fmt.Sprintf("chatcmpl-%d", i), "object": "chat.completion", "created": t0.Unix(), "model": "gpt-4o-mini-2024-07-18",
+		"choices": []map[string]any{{"index": 0, "message": map[string]any{"role": "assistant", "content": answer}, "finish_reason": "stop"}},
+		"usage": map[string]int{"prompt_tokens": 120, "completion_tokens": 90, "total_tokens": 210}})
+	tags := []string{"prod"}
+	if i%20 == 0 {
+		tags = []string{"staging"}
+	}
+	rec := store.Record{ID: fmt.Sprintf("req_%09d", i), CreatedAt: t0.Add(time.Duration(i) * time.Second), Endpoint: "chat.completions",
+		Route: route, Provider: "openai", Model: "gpt-4o-mini", Status: 200, Error: errMsg, Request: req, Response: resp,
+		Latency: 800 * time.Millisecond, TTFT: 200 * time.Millisecond, PromptTokens: 120, CompletionTokens: 90, CostUSD: 0.0001,
+		Tags: tags, Metadata: map[string]string{"team": []string{"billing", "tech", "sales"}[i%3]}, Attempts: 1}
+	var score *float64
+	if i%10 == 0 {
+		s := float64(g.rng.IntN(5) + 1)
+		score = &s
+	}
+	return rec, score
+}
+
+func generate(ctx context.Context, path string, n int) error {
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	g := &gen{rng: rand.New(rand.NewPCG(42, uint64(n)))}
+	for i := range 5000 {
+		g.vocab = append(g.vocab, fmt.Sprintf("%s%d", []string{"acct", "ship", "bill", "log", "net", "disk", "user", "plan", "fee", "tax"}[i%10], i))
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const batch = 2000
+	recs := make([]store.Record, 0, batch)
+	var fb []store.Feedback
+	for i := 0; i < n; i++ {
+		r, s := g.record(i, t0)
+		recs = append(recs, r)
+		if s != nil {
+			fb = append(fb, store.Feedback{RequestID: r.ID, Score: s, CreatedAt: r.CreatedAt.Add(time.Minute)})
+		}
+		if len(recs) == batch || i == n-1 {
+			if err := st.InsertRecords(ctx, recs); err != nil {
+				return err
+			}
+			recs = recs[:0]
+		}
+	}
+	for _, f := range fb {
+		if err := st.AddFeedback(ctx, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}

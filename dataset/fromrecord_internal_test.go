@@ -1,0 +1,124 @@
+package dataset
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"testing"
+
+	"github.com/foundryhq/foundry/api"
+)
+
+// TestFastDecodeMatchesNewFineTuneExample checks that the one-pass decoder
+// gives exactly api.NewFineTuneExample's example, on varied bodies: system
+// and tool messages, tool calls, tools, names, null and empty content,
+// unknown fields, and content parts (which must fall back).
+func TestFastDecodeMatchesNewFineTuneExample(t *testing.T) {
+	resp := func(msg string) string {
+		return `{"id":"x","object":"chat.completion","choices":[{"index":0,"finish_reason":"stop","message":` + msg + `}],"usage":{"prompt_tokens":1}}`
+	}
+	cases := []struct {
+		req, resp string
+		fast      bool
+	}{
+		{`{"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":"hi","name":"ann"}]}`, resp(`{"role":"assistant","content":"hello"}`), true},
+		{`{"model":"m","messages":[{"role":"user","content":"w?"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"parallel_tool_calls":false}`,
+			resp(`{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]}`), true},
+		{`{"model":"m","messages":[{"role":"user","content":"a"},{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\"x\":1}"}}]},{"role":"tool","tool_call_id":"c","content":"42"}]}`,
+			resp(`{"role":"assistant","content":"done","reasoning_content":"hmm","refusal":null}`), true},
+		{`{"model":"m","messages":[{"role":"user","content":"e"}],"metadata":{"k":"v"},"store":true}`, resp(`{"content":""}`), true},
+		{`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"parts"},{"type":"image_url","image_url":{"url":"data:x"}}]}]}`, resp(`{"role":"assistant","content":"img"}`), false},
+	}
+	f, err := os.Open("testdata/planted.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var p struct {
+			User    string  `json:"user"`
+			Answer  *string `json:"answer"`
+			Refusal string  `json:"refusal"`
+		}
+		json.Unmarshal(sc.Bytes(), &p)
+		req, _ := json.Marshal(map[string]any{"model": "m", "messages": []map[string]any{{"role": "system", "content": "sys"}, {"role": "user", "content": p.User}}})
+		msg, _ := json.Marshal(map[string]any{"role": "assistant", "content": p.Answer})
+		cases = append(cases, struct {
+			req, resp string
+			fast      bool
+		}{string(req), resp(string(msg)), true})
+	}
+	for i, c := range cases {
+		var ex Example
+		if got := fastDecode([]byte(c.req), []byte(c.resp), &ex); got != c.fast {
+			t.Errorf("case %d: fast path %v, want %v", i, got, c.fast)
+			continue
+		}
+		if !c.fast {
+			continue
+		}
+		want, err := api.NewFineTuneExample([]byte(c.req), []byte(c.resp))
+		if err != nil {
+			// NewFineTuneExample refuses answers with neither content nor tool
+			// calls; the fast path keeps the prompt with an empty answer.
+			if a := ex.Answer(); a == nil || !a.Content.IsNull() {
+				t.Errorf("case %d: NewFineTuneExample failed (%v) but the fast path has an answer", i, err)
+			}
+			continue
+		}
+		wb, _ := json.Marshal(want)
+		gb, _ := json.Marshal(ex.FineTuneExample)
+		if string(wb) != string(gb) {
+			t.Errorf("case %d:\n fast %s\n want %s", i, gb, wb)
+		}
+	}
+}
+
+func TestRowSpoolRoundTrip(t *testing.T) {
+	var rows []*Example
+	err := ReadFile(t.Context(), "testdata/mixed.openai.jsonl", FormatOpenAI, func(ex *Example, err error) error {
+		if err == nil {
+			rows = append(rows, ex)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	score := 0.5
+	rows[0].Meta.Score, rows[0].Meta.Tags, rows[0].Meta.Metadata = &score, []string{"a", "b"}, map[string]string{"k": "v", "j": "w"}
+	rows[1].ParallelToolCalls = api.Ptr(false)
+	rows[2].Messages[0].Content = api.PartsContent(api.ContentPart{Type: "text", Text: "part"})
+	path := t.TempDir() + "/spool"
+	f, _ := os.Create(path)
+	w := &rowSpool{w: bufio.NewWriter(f)}
+	for _, ex := range rows {
+		if err := w.put(ex); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.w.Flush()
+	f.Seek(0, 0)
+	r := &rowReader{r: bufio.NewReader(f)}
+	for i, want := range rows {
+		got, err := r.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		wb, _ := json.Marshal(struct {
+			E api.FineTuneExample
+			M Meta
+			S int64
+		}{want.FineTuneExample, want.Meta, want.Seq})
+		gb, _ := json.Marshal(struct {
+			E api.FineTuneExample
+			M Meta
+			S int64
+		}{got.FineTuneExample, got.Meta, got.Seq})
+		if string(wb) != string(gb) {
+			t.Errorf("row %d:\n got  %s\n want %s", i, gb, wb)
+		}
+	}
+}
