@@ -194,19 +194,19 @@ type Result struct {
 // Judgement is a judge's pairwise preference between a candidate's answer
 // and the reference candidate's, a line of judgements.jsonl.
 type Judgement struct {
-	Candidate  string    `json:"candidate"`
-	Reference  string    `json:"reference"`
-	Example    string    `json:"example"`
-	Judge      string    `json:"judge"`
-	Winner     string    `json:"winner"` // "A": the candidate, "B": the reference, "tie"
-	Consistent bool      `json:"consistent"`
-	Reason     string    `json:"reason,omitempty"`
-	Error      string    `json:"error,omitempty"` // the judge failed; asked again on a re-run
+	Candidate  string `json:"candidate"`
+	Reference  string `json:"reference"`
+	Example    string `json:"example"`
+	Judge      string `json:"judge"`
+	Winner     string `json:"winner"` // "A": the candidate, "B": the reference, "tie"
+	Consistent bool   `json:"consistent"`
+	Reason     string `json:"reason,omitempty"`
+	Error      string `json:"error,omitempty"` // the judge failed; asked again on a re-run
 	// Pair is a hash of the two answers compared: a verdict on answers that
 	// have since changed (a failed call answered on a re-run) is asked again.
-	Pair    string  `json:"pair"`
-	CostUSD    float64   `json:"cost_usd"`
-	At         time.Time `json:"at"`
+	Pair    string    `json:"pair"`
+	CostUSD float64   `json:"cost_usd"`
+	At      time.Time `json:"at"`
 }
 
 func (j Judgement) preference() judge.Preference {

@@ -12,10 +12,10 @@ func TestExactMatch(t *testing.T) {
 		want        float64
 	}{
 		{"Paris", "Paris", 1},
-		{"  Paris\n", "Paris", 1},              // surrounding whitespace ignored
+		{"  Paris\n", "Paris", 1},                 // surrounding whitespace ignored
 		{"New \t York\ncity", "New York city", 1}, // runs of whitespace are one space
-		{"paris", "Paris", 0},                  // case matters
-		{"Paris.", "Paris", 0},                 // punctuation matters
+		{"paris", "Paris", 0},                     // case matters
+		{"Paris.", "Paris", 0},                    // punctuation matters
 		{"", "", 1},
 	} {
 		if got := ExactMatch(c.answer, c.ref); got != c.want {
