@@ -340,7 +340,9 @@ type OptionError struct{ msg string }
 
 func (e *OptionError) Error() string { return e.msg }
 
-func optionErrorf(format string, args ...any) error { return &OptionError{fmt.Sprintf(format, args...)} }
+func optionErrorf(format string, args ...any) error {
+	return &OptionError{fmt.Sprintf(format, args...)}
+}
 
 func tokenCost(p pricing.Price, prompt, completion float64) float64 {
 	return (prompt*p.Input + completion*p.Output) / 1e6
