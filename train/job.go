@@ -1,0 +1,76 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"time"
+)
+
+// Job statuses.
+const (
+	StatusRunning      = "running"
+	StatusSucceeded    = "succeeded"
+	StatusStoppedEarly = "stopped_early" // early stopping: validation loss stopped improving
+	StatusInterrupted  = "interrupted"   // cancelled or stopped after Options.StopAfter; resumable
+	StatusFailed       = "failed"
+)
+
+// Job is the record of one training run: what it was asked, how it went
+// and what it made. It is saved after every evaluation and at the end.
+type Job struct {
+	ID      string    `json:"id"`
+	Status  string    `json:"status"`
+	Error   string    `json:"error,omitempty"`
+	Config  Config    `json:"config"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+
+	Step int `json:"step"` // optimizer steps done
+	// ResumedFrom is the checkpoint step this run continued from (0: a fresh start).
+	ResumedFrom int `json:"resumed_from,omitempty"`
+	Steps       int `json:"steps"` // planned
+	// Train holds the training loss of every optimizer step; Val the
+	// validation loss at every evaluation.
+	Train []Point `json:"train_loss"`
+	Val   []Point `json:"val_loss"`
+
+	TrainExamples int   `json:"train_examples"`
+	ValExamples   int   `json:"val_examples"`
+	Truncated     int   `json:"truncated"`
+	Dropped       int   `json:"dropped"`
+	Tokens        int64 `json:"tokens"` // tokens processed (inputs, padding excluded)
+
+	Device          string  `json:"device"`
+	DeviceSeconds   float64 `json:"device_seconds"`
+	TokensPerSecond float64 `json:"tokens_per_second"`
+	Cost            float64 `json:"cost_usd"` // DeviceSeconds at Config.PricePerHour
+
+	// Artifacts maps a kind ("adapter", "model", "checkpoint", "job") to its path.
+	Artifacts map[string]string `json:"artifacts"`
+}
+
+// Point is one value of a loss curve.
+type Point struct {
+	Step int     `json:"step"`
+	Loss float64 `json:"loss"`
+}
+
+// JobStore persists job records. DirStore writes job.json; a database-backed
+// store (the gateway's store, for the dashboard's jobs API) can implement it
+// later without touching the training loop.
+type JobStore interface {
+	SaveJob(ctx context.Context, job *Job) error
+}
+
+// DirStore keeps a job as Dir/job.json.
+type DirStore struct{ Dir string }
+
+// SaveJob writes the job atomically.
+func (s DirStore) SaveJob(_ context.Context, job *Job) error {
+	b, err := json.MarshalIndent(job, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(s.Dir, "job.json"), append(b, '\n'))
+}
