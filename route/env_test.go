@@ -58,6 +58,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	e := &env{t: t, replies: map[string]func(*api.ChatRequest) upstreamtest.Reply{}}
 	e.up = upstreamtest.NewOpenAI(t)
 	e.up.Record(false)
+	e.up.SetModels("teacher", "student", "broken", "slow")
 	e.up.OnChat(func(req *api.ChatRequest) upstreamtest.Reply {
 		e.mu.Lock()
 		f := e.replies[req.Model]
@@ -82,8 +83,8 @@ func newEnv(t *testing.T, o envOpts) *env {
 	t.Cleanup(func() { e.capt.Close(context.Background()) })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e.router = route.New(route.Options{Store: st, Recorder: e.capt, Agree: o.agree, Logger: log,
-		Resolve: func(m string) error { _, err := reg.Resolve(m); return err },
-		Reload:  time.Hour, // tests call Sync themselves
+		Resolve:     route.RegistryResolver(reg),
+		Reload:      time.Hour, // tests call Sync themselves
 		ShadowQueue: o.shadowQueue, ShadowWorkers: o.shadowWorkers})
 	if err := e.router.Start(ctx); err != nil {
 		t.Fatal(err)

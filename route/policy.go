@@ -2,6 +2,7 @@ package route
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/foundryhq/foundry/provider"
 )
 
 // Policy is how one route's traffic is served. It is written as YAML or
@@ -134,8 +137,39 @@ func ParseCanary(s string) ([]Arm, error) {
 }
 
 // Resolver reports whether the gateway can call a model name; its error
-// says why not. provider.Registry.Resolve, adapted, is one.
-type Resolver func(model string) error
+// says why not. RegistryResolver is the gateway's.
+type Resolver func(ctx context.Context, model string) error
+
+// RegistryResolver checks a model against the gateway's registry: the name
+// must resolve to a provider and, when that provider lists its models, be
+// one of them (a default provider takes any name, so resolving alone would
+// accept a typo). A provider that cannot list its models is not held against
+// the name.
+func RegistryResolver(reg *provider.Registry) Resolver {
+	return func(ctx context.Context, model string) error {
+		t, err := reg.Resolve(model)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		ms, err := t.Provider.Models(ctx)
+		if err != nil || len(ms) == 0 {
+			return nil
+		}
+		ids := make([]string, 0, len(ms))
+		for _, m := range ms {
+			if m.ID == t.Model {
+				return nil
+			}
+			ids = append(ids, m.ID)
+		}
+		if len(ids) > 8 {
+			ids = append(ids[:8], "...")
+		}
+		return fmt.Errorf("provider %s does not list %q (it lists %s); check the name, or deploy the model first", t.Provider.Name(), t.Model, strings.Join(ids, ", "))
+	}
+}
 
 // compiled is a validated policy, ready to serve.
 type compiled struct {
@@ -151,17 +185,15 @@ type compiled struct {
 
 // compile validates p for route name and prepares it. Every problem is
 // reported at once, each naming the field and what to do.
-func compile(name string, version int, p *Policy, resolve Resolver) (*compiled, error) {
+func compile(ctx context.Context, name string, version int, p *Policy, resolve Resolver) (*compiled, error) {
 	var errs []string
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
 	checkModel := func(field, model string) {
 		switch {
 		case model == "":
 			bad("%s: the model is empty", field)
-		case model == name:
-			bad("%s: %q is the route itself; name the model that answers", field, model)
 		case resolve != nil:
-			if err := resolve(model); err != nil {
+			if err := resolve(ctx, model); err != nil {
 				bad("%s: unknown model %q: %v", field, model, err)
 			}
 		}

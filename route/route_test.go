@@ -483,12 +483,15 @@ func TestBadPolicies(t *testing.T) {
 		{"cascade without validate", `{"arms":[{"model":"student","escalate_to":"teacher"}]}`, "a cascade needs validate"},
 		{"unknown field", `{"arms":[{"model":"teacher"}],"canary":{}}`, `unknown field "canary"`},
 		{"no arms", `{}`, "needs at least one arm"},
+		{"unlisted model", `{"arms":[{"model":"teacher-typo"}]}`, `provider up does not list "teacher-typo"`},
 		{"unknown shadow", `{"arms":[{"model":"teacher"}],"shadow":{"targets":["ghost"]}}`, `unknown model "ghost"`},
 		{"bad yaml", "arms: [", "neither JSON nor valid YAML"},
 	}
 	for _, tc := range cases {
 		code, b := e.do("PUT", "/api/v1/routes/support-bot", []byte(tc.policy))
-		var eb struct{ Error struct{ Message, Code string } }
+		var eb struct {
+			Error struct{ Message, Code string }
+		}
 		_ = json.Unmarshal(b, &eb)
 		if code != 400 || eb.Error.Code != "invalid_policy" || !strings.Contains(eb.Error.Message, tc.want) {
 			t.Errorf("%s: %d %s; want 400 invalid_policy mentioning %q", tc.name, code, b, tc.want)

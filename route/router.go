@@ -184,7 +184,7 @@ func (r *Router) load(rv store.RouteVersion) {
 	if err == nil {
 		// Models are checked when a policy is put; here an unresolvable one
 		// fails per call (and falls back), instead of dropping the route.
-		c, err = compile(rv.Name, rv.Version, p, nil)
+		c, err = compile(context.Background(), rv.Name, rv.Version, p, nil)
 	}
 	if c != nil {
 		c.since = rv.CreatedAt.Add(-time.Second) // records are stamped at arrival, a little before
@@ -236,7 +236,7 @@ func (r *Router) Put(ctx context.Context, name string, policy []byte, ch Change)
 	if err != nil {
 		return store.RouteVersion{}, &PolicyError{Route: name, Problems: []string{err.Error()}}
 	}
-	if _, err := compile(name, 0, p, r.opts.Resolve); err != nil {
+	if _, err := compile(ctx, name, 0, p, r.opts.Resolve); err != nil {
 		return store.RouteVersion{}, err
 	}
 	canonical, err := json.Marshal(p)

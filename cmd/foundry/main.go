@@ -40,6 +40,9 @@ func newRootCmd() *cobra.Command {
 		newPullCmd(),
 		newRunCmd(),
 		newDatasetCmd(),
+		newRouteCmd(),
+		newEvalCmd(),
+		newCostsCmd(),
 	)
 	return root
 }

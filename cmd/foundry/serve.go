@@ -13,9 +13,11 @@ import (
 
 	"github.com/foundryhq/foundry/capture"
 	"github.com/foundryhq/foundry/config"
+	"github.com/foundryhq/foundry/econ"
 	"github.com/foundryhq/foundry/gateway"
 	"github.com/foundryhq/foundry/pricing"
 	"github.com/foundryhq/foundry/provider"
+	"github.com/foundryhq/foundry/route"
 	"github.com/foundryhq/foundry/store"
 	"github.com/foundryhq/foundry/store/dsn"
 	"github.com/foundryhq/foundry/web"
@@ -129,6 +131,15 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 	if cfg.Limits.MaxRetries == 0 {
 		opts.MaxRetries = -1 // config already applied its default; 0 there means none
 	}
+	ropts := route.Options{Store: st, Logger: log, Resolve: route.RegistryResolver(reg)}
+	if capt != nil {
+		ropts.Recorder = capt // shadow and escalated candidate calls
+	}
+	router := route.New(ropts)
+	if err := router.Start(ctx); err != nil {
+		return err
+	}
+	opts.Middleware = append(opts.Middleware, router.Middleware)
 	if capt != nil {
 		opts.Flusher = capt
 		opts.Stats = func() gateway.CaptureStats {
@@ -142,6 +153,8 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 		return err
 	}
 	web.New(web.Options{Store: st, AdminKey: cfg.AdminKey, Flusher: opts.Flusher, Logger: log}).Mount(srv)
+	srv.Handle("GET /api/v1/costs", srv.AdminOnly(econ.NewHandler(st, prices, log).ServeHTTP))
+	router.Mount(srv)
 	if cfg.Retention > 0 {
 		go retain(ctx, st, cfg.Retention, log)
 	}
@@ -155,6 +168,9 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 	log.Info("foundry gateway listening", "url", "http://"+ln.Addr().String()+"/v1", "dashboard", "http://"+ln.Addr().String()+"/", "store", redactDSN(cfg.DB), "providers", names,
 		"auth", cfg.AdminKey != "")
 	err = srv.Serve(ctx, ln, cfg.Limits.ShutdownTimeout)
+	rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err = errors.Join(err, router.Close(rctx)) // queued shadow calls finish before capture closes
+	rcancel()
 	if capt != nil {
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if cerr := capt.Close(cctx); cerr != nil {

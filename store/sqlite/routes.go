@@ -98,4 +98,3 @@ func scanRoute(row interface{ Scan(...any) error }) (store.RouteVersion, error) 
 	rv.CreatedAt = fromMicros(created)
 	return rv, nil
 }
-
