@@ -43,6 +43,8 @@ func newRootCmd() *cobra.Command {
 		newRouteCmd(),
 		newEvalCmd(),
 		newCostsCmd(),
+		newTrainCmd(),
+		newMergeCmd(),
 	)
 	return root
 }
