@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func runCmd(t *testing.T, cmd *cobra.Command, args ...string) (string, error) {
+func trainCLI(t *testing.T, cmd *cobra.Command, args ...string) (string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.SetOut(&stdout)
@@ -44,7 +44,7 @@ func TestTrainAndMerge(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(tmp, "adapter")
-	stdout, err := runCmd(t, newTrainCmd(), "--base", dir, "--data", jsonl, "--out", out, "--backend", "go",
+	stdout, err := trainCLI(t, newTrainCmd(), "--base", dir, "--data", jsonl, "--out", out, "--backend", "go",
 		"--rank", "4", "--alpha", "8", "--batch", "4", "--epochs", "2", "--lr", "1e-3", "--val-fraction", "0.25", "--targets", "q,v,down")
 	if err != nil {
 		t.Fatalf("train: %v\n%s", err, stdout)
@@ -60,7 +60,7 @@ func TestTrainAndMerge(t *testing.T) {
 		}
 	}
 	merged := filepath.Join(tmp, "merged")
-	if _, err := runCmd(t, newMergeCmd(), "--base", dir, "--adapter", out, "--out", merged); err != nil {
+	if _, err := trainCLI(t, newMergeCmd(), "--base", dir, "--adapter", out, "--out", merged); err != nil {
 		t.Fatalf("merge: %v", err)
 	}
 	m, err := model.Load(merged)
@@ -72,10 +72,10 @@ func TestTrainAndMerge(t *testing.T) {
 		t.Errorf("merge did not copy the tokenizer: %v", err)
 	}
 
-	if _, err := runCmd(t, newTrainCmd(), "--base", dir, "--data", jsonl, "--out", out, "--targets", "q,lm_head"); err == nil || !strings.Contains(err.Error(), "lm_head") {
+	if _, err := trainCLI(t, newTrainCmd(), "--base", dir, "--data", jsonl, "--out", out, "--targets", "q,lm_head"); err == nil || !strings.Contains(err.Error(), "lm_head") {
 		t.Errorf("bad --targets: %v", err)
 	}
-	if _, err := runCmd(t, newMergeCmd(), "--base", dir, "--out", merged); err == nil {
+	if _, err := trainCLI(t, newMergeCmd(), "--base", dir, "--out", merged); err == nil {
 		t.Error("merge without --adapter: want an error")
 	}
 }
