@@ -52,18 +52,19 @@ const (
 
 // Dedupe builds the dedupe stage: exact duplicates after normalisation, then
 // near-duplicates by MinHash-LSH, keeping the best row of each cluster (the
-// highest feedback score, then the newest, then the later row).
+// highest feedback score, then the highest judge score, then the newest,
+// then the later row).
 //
 // Keeping the best of a cluster needs every row before deciding, so rows are
 // spooled to a file in dir (os.TempDir when "") and replayed once the input
-// ends. In memory it keeps, per row: the cluster leader, score and time
-// (13 bytes), the exact-hash index (≈21 bytes), the offset of the row's
-// shingles in a second spool file (8 bytes) and, for rows that start a
-// cluster, one 8-byte LSH index entry per band at ≤75% load (12 bands at the
-// default threshold: ≈170 bytes) — about 210 bytes a row in all, measured by
-// bench/dataset. Near-duplicate candidates are verified by the exact Jaccard
-// similarity of their shingle sets, read back from the spool, so LSH only
-// decides which pairs are compared.
+// ends. Memory per row, outside the Go heap: 32 bytes of row state (cluster
+// leader, scores, time, where its shingles are spooled), the exact-hash index
+// (12 bytes a slot, ≈17 bytes a row at its 57–85% load), and for rows that
+// start a cluster one 8-byte LSH entry per band (12 bands at the default
+// threshold: ≈135 bytes) — about 185 bytes a row in all; bench/dataset
+// measures it. Near-duplicate candidates are verified by the exact Jaccard
+// similarity of their shingle sets, read back from a second spool file, so
+// LSH only decides which pairs are compared.
 func Dedupe(spec DedupeSpec, dir string) (Stage, error) {
 	spec = spec.withDefaults()
 	if spec.Threshold <= 0 || spec.Threshold > 1 {
@@ -98,12 +99,12 @@ const (
 )
 
 func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
-	rows, err := os.CreateTemp(d.dir, "foundry-dedupe-rows-*.jsonl")
+	rowFile, err := os.CreateTemp(d.dir, "foundry-dedupe-rows-*.bin")
 	if err != nil {
 		return fmt.Errorf("dedupe spool: %w (set the data dir or TMPDIR to a writable place)", err)
 	}
-	defer os.Remove(rows.Name())
-	defer rows.Close()
+	defer os.Remove(rowFile.Name())
+	defer rowFile.Close()
 	shFile, err := os.CreateTemp(d.dir, "foundry-dedupe-shingles-*.bin")
 	if err != nil {
 		return fmt.Errorf("dedupe spool: %w", err)
@@ -114,11 +115,7 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 
 	var (
 		norm    normalizer
-		leader  []uint32
-		kind    []uint8
-		score   []float32
-		when    []uint32
-		shAt    []uint64 // offset<<24 | count of a leader's shingles
+		rows    rowTable
 		exact   = newExactIndex()
 		bandIdx = newBandIndex()
 		best    = map[uint32]uint32{} // leader → best member, for clusters of 2+
@@ -127,20 +124,30 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 		keys    = make([]uint64, d.bands)
 		other   []uint64
 	)
-	bw := bufio.NewWriterSize(rows, 1<<20)
+	defer rows.release()
+	defer func() {
+		if exact != nil {
+			exact.release()
+			bandIdx.release()
+		}
+	}()
+	bw := bufio.NewWriterSize(rowFile, 1<<20)
 	enc := &rowSpool{w: bw}
 	better := func(a, b uint32) bool { // is row a better than row b?
-		sa, sb := score[a], score[b]
-		if sa != sb && !(math.IsNaN(float64(sa)) && math.IsNaN(float64(sb))) {
-			return math.IsNaN(float64(sb)) || sa > sb
+		ra, rb := rows.at(a), rows.at(b)
+		for _, s := range [2][2]float32{{ra.score, rb.score}, {ra.judge, rb.judge}} {
+			sa, sb := s[0], s[1]
+			if sa != sb && !(math.IsNaN(float64(sa)) && math.IsNaN(float64(sb))) {
+				return math.IsNaN(float64(sb)) || sa > sb
+			}
 		}
-		if when[a] != when[b] {
-			return when[a] > when[b]
+		if ra.when != rb.when {
+			return ra.when > rb.when
 		}
 		return a > b
 	}
 	join := func(i, l uint32) {
-		leader[i] = l
+		rows.at(i).leader = l
 		cur, ok := best[l]
 		if !ok {
 			cur = l
@@ -165,14 +172,17 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 		if ex.Meta.Score != nil {
 			s = float32(*ex.Meta.Score)
 		}
-		leader, kind, score = append(leader, i), append(kind, kindLeader), append(score, s)
-		when = append(when, uint32(max(ex.Meta.CreatedAt.Unix(), 0)))
-		shAt = append(shAt, 0)
+		js := float32(math.NaN())
+		if ex.Meta.JudgeScore != nil {
+			js = float32(*ex.Meta.JudgeScore)
+		}
+		ri := rows.add()
+		*ri = rowInfo{leader: i, kind: kindLeader, score: s, judge: js, when: uint32(max(ex.Meta.CreatedAt.Unix(), 0))}
 
 		h := norm.normalize(ex.Text(d.spec.Field))
 		if *d.spec.Exact {
 			if l, ok := exact.get(h); ok {
-				kind[i] = kindExact
+				ri.kind = kindExact
 				join(i, l)
 				continue
 			}
@@ -200,7 +210,7 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 				if seen {
 					continue
 				}
-				if other, err = sh.read(shAt[c], other); err != nil {
+				if other, err = sh.read(rows.at(c).shAt, other); err != nil {
 					return fmt.Errorf("dedupe spool: %w", err)
 				}
 				if !sorted {
@@ -211,7 +221,7 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 				}
 			}
 			if bestJ >= d.spec.Threshold {
-				kind[i] = kindNear
+				ri.kind = kindNear
 				join(i, bestC)
 				if *d.spec.Exact {
 					exact.put(h, bestC)
@@ -222,7 +232,7 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 			if err != nil {
 				return fmt.Errorf("dedupe spool: %w", err)
 			}
-			shAt[i] = off<<24 | uint64(len(shingles))
+			ri.shAt = off<<24 | uint64(len(shingles))
 			for _, k := range keys {
 				bandIdx.putIfAbsent(k, i)
 			}
@@ -237,25 +247,28 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("dedupe spool: %w", err)
 	}
-	exact, bandIdx = nil, nil // free the indexes before replaying
+	exact.release() // free the indexes before replaying
+	bandIdx.release()
+	exact, bandIdx = nil, nil
 	out.Count("clusters with duplicates", int64(len(best)))
 	out.Count("lsh bands", int64(d.bands))
 	out.Count("lsh rows per band", int64(d.rows))
 
-	if _, err := rows.Seek(0, io.SeekStart); err != nil {
+	if _, err := rowFile.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("dedupe spool: %w", err)
 	}
 	reasonOf := func(i, winner uint32) string {
-		if kind[i] == kindExact || kind[i] == kindLeader && kind[winner] == kindExact {
+		if k, kw := rows.at(i).kind, rows.at(winner).kind; k == kindExact || k == kindLeader && kw == kindExact {
 			return ReasonExactDuplicate
 		}
 		return ReasonNearDuplicate
 	}
 	winnerOf := func(i uint32) uint32 {
-		if b, ok := best[leader[i]]; ok {
+		l := rows.at(i).leader
+		if b, ok := best[l]; ok {
 			return b
 		}
-		return leader[i]
+		return l
 	}
 	// The funnel shows the first few dropped rows of each reason with the id
 	// of the row kept in their place; find them now so the replay can note
@@ -279,7 +292,7 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 	}
 	var later []pending
 
-	dec := &rowReader{r: bufio.NewReaderSize(rows, 1<<20)}
+	dec := &rowReader{r: bufio.NewReaderSize(rowFile, 1<<20)}
 	for i := uint32(0); i < n; i++ {
 		ex, err := dec.next()
 		if err != nil {

@@ -1,12 +1,3 @@
-// Package dataset turns captured traffic and imported files into curated,
-// versioned fine-tuning datasets.
-//
-// A build is a streaming pipeline: a Source (the store, files, or a weighted
-// mix of them) feeds examples one at a time through Stages — Validate,
-// Dedupe, Scrub, Split, and plug-in stages such as a judge — into a Version
-// on disk. Every stage reports rows in, rows out and why rows left (the
-// Funnel). Only Dedupe keeps per-row state (a few hundred bytes a row, see
-// Dedupe); every other stage holds one example at a time.
 package dataset
 
 import (
@@ -41,6 +32,7 @@ type Meta struct {
 	Tags         []string
 	Metadata     map[string]string
 	Score        *float64 // latest feedback score, if any
+	JudgeScore   *float64 // score a judge stage gave the example, if any (dedupe's tie-breaker after Score)
 	CreatedAt    time.Time
 	FinishReason string  // the answer's finish_reason
 	Refusal      string  // the answer's refusal field, when the model refused

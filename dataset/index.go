@@ -4,26 +4,56 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 
 	"github.com/cespare/xxhash/v2"
 )
 
-// exactIndex maps a 64-bit hash to a row, by open addressing: 12 bytes a
-// slot, at most 75% full.
+// Dedupe's indexes are open-addressing tables with linear probing, kept off
+// the Go heap (see offHeap), indexed by multiply-shift so they can grow by
+// 1.5x (not 2x) and stay between 57% and 85% full: about 1.4 slots per entry.
+const (
+	maxLoadNum, maxLoadDen = 85, 100
+	growNum, growDen       = 3, 2
+)
+
+func slotOf(h uint64, n int) int {
+	hi, _ := bits.Mul64(h, uint64(n))
+	return int(hi)
+}
+
+// exactIndex maps a 64-bit hash to a row: 12 bytes a slot.
 type exactIndex struct {
-	keys []uint64 // 0 = empty
-	vals []uint32
-	n    int
+	keys        []uint64 // 0 = empty
+	vals        []uint32
+	n           int
+	freeK, free func()
 }
 
 func newExactIndex() *exactIndex {
-	return &exactIndex{keys: make([]uint64, 1024), vals: make([]uint32, 1024)}
+	x := &exactIndex{}
+	x.alloc(1024)
+	return x
+}
+
+func (x *exactIndex) alloc(n int) {
+	x.keys, x.freeK = offHeap[uint64](n)
+	x.vals, x.free = offHeap[uint32](n)
+}
+
+func (x *exactIndex) release() {
+	x.freeK()
+	x.free()
+	x.keys, x.vals = nil, nil
 }
 
 func (x *exactIndex) get(k uint64) (uint32, bool) {
-	mask := uint64(len(x.keys) - 1)
-	for i := mix64(k) & mask; ; i = (i + 1) & mask {
+	n := len(x.keys)
+	for i := slotOf(mix64(k), n); ; i++ {
+		if i == n {
+			i = 0
+		}
 		switch x.keys[i] {
 		case k:
 			return x.vals[i], true
@@ -35,17 +65,23 @@ func (x *exactIndex) get(k uint64) (uint32, bool) {
 
 // put sets k's row unless k is present.
 func (x *exactIndex) put(k uint64, v uint32) {
-	if 4*(x.n+1) > 3*len(x.keys) {
-		old, oldv := x.keys, x.vals
-		x.keys, x.vals, x.n = make([]uint64, 2*len(old)), make([]uint32, 2*len(old)), 0
-		for i, ok := range old {
+	if (x.n+1)*maxLoadDen > len(x.keys)*maxLoadNum {
+		oldK, oldV, freeK, freeV := x.keys, x.vals, x.freeK, x.free
+		x.alloc(len(oldK) * growNum / growDen)
+		x.n = 0
+		for i, ok := range oldK {
 			if ok != 0 {
-				x.put(ok, oldv[i])
+				x.put(ok, oldV[i])
 			}
 		}
+		freeK()
+		freeV()
 	}
-	mask := uint64(len(x.keys) - 1)
-	for i := mix64(k) & mask; ; i = (i + 1) & mask {
+	n := len(x.keys)
+	for i := slotOf(mix64(k), n); ; i++ {
+		if i == n {
+			i = 0
+		}
 		switch x.keys[i] {
 		case k:
 			return
@@ -58,20 +94,33 @@ func (x *exactIndex) put(k uint64, v uint32) {
 }
 
 // bandIndex maps LSH band keys to the first row that had them: one uint64 a
-// slot (32 bits of key, 32 bits of row+1), at most 75% full. Two band keys
-// that agree in the 32 stored bits only make an extra candidate, which the
-// exact Jaccard check then rejects.
+// slot (32 bits of key, 32 bits of row+1). Two band keys that agree in the
+// 32 stored bits only make an extra candidate, which the exact Jaccard check
+// then rejects.
 type bandIndex struct {
 	slots []uint64
 	n     int
+	free  func()
 }
 
-func newBandIndex() *bandIndex { return &bandIndex{slots: make([]uint64, 4096)} }
+func newBandIndex() *bandIndex {
+	x := &bandIndex{}
+	x.slots, x.free = offHeap[uint64](4096)
+	return x
+}
+
+func (x *bandIndex) release() {
+	x.free()
+	x.slots = nil
+}
 
 func (x *bandIndex) get(k uint64) (uint32, bool) {
-	mask := uint64(len(x.slots) - 1)
+	n := len(x.slots)
 	tag := k >> 32
-	for i := mix64(tag) & mask; ; i = (i + 1) & mask {
+	for i := slotOf(mix64(tag), n); ; i++ {
+		if i == n {
+			i = 0
+		}
 		s := x.slots[i]
 		if s == 0 {
 			return 0, false
@@ -83,23 +132,27 @@ func (x *bandIndex) get(k uint64) (uint32, bool) {
 }
 
 func (x *bandIndex) putIfAbsent(k uint64, row uint32) {
-	if 4*(x.n+1) > 3*len(x.slots) {
-		old := x.slots
-		x.slots, x.n = make([]uint64, 2*len(old)), 0
+	if (x.n+1)*maxLoadDen > len(x.slots)*maxLoadNum {
+		old, free := x.slots, x.free
+		x.slots, x.free = offHeap[uint64](len(old) * growNum / growDen)
+		x.n = 0
 		for _, s := range old {
 			if s != 0 {
-				// Re-derive the slot from the stored tag: rehash on tag only.
 				x.insert(s)
 			}
 		}
+		free()
 	}
 	x.insert(k>>32<<32 | uint64(row+1))
 }
 
 // insert places slot value s (tag<<32 | row+1) by its tag.
 func (x *bandIndex) insert(s uint64) {
-	mask := uint64(len(x.slots) - 1)
-	for i := mix64(s>>32) & mask; ; i = (i + 1) & mask {
+	n := len(x.slots)
+	for i := slotOf(mix64(s>>32), n); ; i++ {
+		if i == n {
+			i = 0
+		}
 		switch {
 		case x.slots[i] == 0:
 			x.slots[i] = s
@@ -109,6 +162,44 @@ func (x *bandIndex) insert(s uint64) {
 			return
 		}
 	}
+}
+
+// rowInfo is what dedupe keeps per row: 32 bytes.
+type rowInfo struct {
+	shAt   uint64  // offset<<24 | count of a leader's shingles in the shingle spool
+	when   uint32  // created_at, Unix seconds
+	leader uint32  // the row that started its cluster (itself for a leader)
+	score  float32 // feedback score, NaN when none
+	judge  float32 // judge score, NaN when none
+	kind   uint8
+}
+
+// rowTable is a growable array of rowInfo in off-heap chunks (no copying
+// when it grows).
+type rowTable struct {
+	chunks [][]rowInfo
+	frees  []func()
+	n      int
+}
+
+const rowChunk = 1 << 16
+
+func (t *rowTable) add() *rowInfo {
+	if t.n%rowChunk == 0 {
+		c, free := offHeap[rowInfo](rowChunk)
+		t.chunks, t.frees = append(t.chunks, c), append(t.frees, free)
+	}
+	t.n++
+	return t.at(uint32(t.n - 1))
+}
+
+func (t *rowTable) at(i uint32) *rowInfo { return &t.chunks[i/rowChunk][i%rowChunk] }
+
+func (t *rowTable) release() {
+	for _, f := range t.frees {
+		f()
+	}
+	t.chunks, t.frees = nil, nil
 }
 
 // bandKey hashes band b's rows of a signature into a 64-bit key.

@@ -45,11 +45,13 @@ func (s *rowSpool) put(ex *Example) error {
 	for _, k := range keys {
 		b = appendStr(appendStr(b, k), m.Metadata[k])
 	}
-	if m.Score != nil {
-		b = append(b, 1)
-		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(*m.Score))
-	} else {
-		b = append(b, 0)
+	for _, p := range []*float64{m.Score, m.JudgeScore} {
+		if p != nil {
+			b = append(b, 1)
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(*p))
+		} else {
+			b = append(b, 0)
+		}
 	}
 	var ns int64
 	if !m.CreatedAt.IsZero() {
@@ -160,9 +162,11 @@ func (s *rowReader) next() (*Example, error) {
 			m.Metadata[key] = d.str()
 		}
 	}
-	if d.byte() == 1 {
-		v := math.Float64frombits(d.u64())
-		m.Score = &v
+	for _, p := range []**float64{&m.Score, &m.JudgeScore} {
+		if d.byte() == 1 {
+			v := math.Float64frombits(d.u64())
+			*p = &v
+		}
 	}
 	if ns := d.varint(); ns != 0 {
 		m.CreatedAt = time.Unix(0, ns).UTC()

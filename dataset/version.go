@@ -95,6 +95,7 @@ type SampleRow struct {
 	Route    string        `json:"route,omitempty"`
 	Model    string        `json:"model,omitempty"`
 	Score    *float64      `json:"score,omitempty"`
+	Judge    *float64      `json:"judge_score,omitempty"`
 	Messages []api.Message `json:"messages"`
 }
 
@@ -266,7 +267,7 @@ func (w *versionWriter) write(ex *Example) error {
 	if w.perSp[sp] < w.sample {
 		w.perSp[sp]++
 		w.samples = append(w.samples, SampleRow{Split: sp, ID: ex.Meta.ID, Source: ex.Meta.Source, Route: ex.Meta.Route,
-			Model: ex.Meta.Model, Score: ex.Meta.Score, Messages: ex.Messages})
+			Model: ex.Meta.Model, Score: ex.Meta.Score, Judge: ex.Meta.JudgeScore, Messages: ex.Messages})
 	}
 	return nil
 }

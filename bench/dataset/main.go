@@ -261,7 +261,7 @@ func peakRSS() float64 {
 type gen struct {
 	rng   *rand.Rand
 	vocab []string
-	ring  []string // recent user texts, for duplicates
+	ring  [][2]string // recent (user, answer) pairs, for duplicates
 }
 
 func (g *gen) words(n int) string {
@@ -292,27 +292,27 @@ func (g *gen) record(i int, t0 time.Time) (store.Record, *float64) {
 	r := g.rng.Float64()
 	var errMsg string
 	switch {
-	case r < 0.05 && len(g.ring) > 0: // exact duplicate, recased
-		user = strings.ToUpper(g.ring[g.rng.IntN(len(g.ring))])
-	case r < 0.10 && len(g.ring) > 0: // near duplicate: one word changed
-		w := strings.Fields(g.ring[g.rng.IntN(len(g.ring))])
+	case r < 0.05 && len(g.ring) > 0: // exact duplicate after normalisation: recased
+		p := g.ring[g.rng.IntN(len(g.ring))]
+		user, answer = strings.ToUpper(p[0]), p[1]
+	case r < 0.10 && len(g.ring) > 0: // near duplicate: one word of the question changed
+		p := g.ring[g.rng.IntN(len(g.ring))]
+		w := strings.Fields(p[0])
 		w[g.rng.IntN(len(w))] = "changed"
-		user = strings.Join(w, " ")
+		user, answer = strings.Join(w, " "), p[1]
 	case r < 0.20:
-		user += " " + fmt.Sprintf(piiSnippets[g.rng.IntN(len(piiSnippets))], i%10000)
+		user += " " + fmt.Sprintf(piiSnippets[g.rng.IntN(len(piiSnippets))], i%250)
 	case r < 0.22:
 		answer = "I'm sorry, but I can't help with that request."
 	case r < 0.23:
 		errMsg = "stream broke: unexpected EOF"
 	}
-	if len(g.ring) < 1000 {
-		g.ring = append(g.ring, user)
-	} else {
-		g.ring[g.rng.IntN(len(g.ring))] = user
-	}
-	if strings.HasPrefix(user, strings.ToUpper(user[:1])) && r < 0.10 {
-		// duplicates share the answer too, so the whole dialogue repeats
-		answer = "Thanks for reaching out. " + strings.ToLower(user[:min(len(user), 80)])
+	if r >= 0.10 {
+		if len(g.ring) < 1000 {
+			g.ring = append(g.ring, [2]string{user, answer})
+		} else {
+			g.ring[g.rng.IntN(len(g.ring))] = [2]string{user, answer}
+		}
 	}
 	route := "support-bot"
 	if i%3 == 1 {
@@ -322,7 +322,7 @@ func (g *gen) record(i int, t0 time.Time) (store.Record, *float64) {
 		{"role": "system", "content": systems[i%len(systems)]}, {"role": "user", "content": user}}, "temperature": 0.2})
 	resp, _ := json.Marshal(map[string]any{"id": fmt.Sprintf("chatcmpl-%d", i), "object": "chat.completion", "created": t0.Unix(), "model": "gpt-4o-mini-2024-07-18",
 		"choices": []map[string]any{{"index": 0, "message": map[string]any{"role": "assistant", "content": answer}, "finish_reason": "stop"}},
-		"usage": map[string]int{"prompt_tokens": 120, "completion_tokens": 90, "total_tokens": 210}})
+		"usage":   map[string]int{"prompt_tokens": 120, "completion_tokens": 90, "total_tokens": 210}})
 	tags := []string{"prod"}
 	if i%20 == 0 {
 		tags = []string{"staging"}
