@@ -293,7 +293,8 @@ func TestReportFromStore(t *testing.T) {
 	}
 	for _, w := range []string{"Costs 2026-03-01 00:00 → 2026-03-31 00:00 UTC (30.0 days), by day", "2026-03-15", "3,300",
 		"Revenue $6.6000, cost $1.3500, margin $5.2500 (79.5%)", `Break-even: student "student" instead of teacher "gpt-4o-mini"`,
-		"22,882 requests", "100.0 requests/day → 228.8 days", "$0.6556", "$0.4630 per 1M generated tokens"} {
+		"22,882 requests", "100.0 requests/day → 228.8 days", "$0.6556", "$0.4630 per 1M generated tokens",
+		`note: the student's 300 captured calls cost $0 above`, `prices: {"student": {input: 0, output: 0.463}}`} {
 		if !strings.Contains(text.String(), w) {
 			t.Errorf("text report lacks %q:\n%s", w, text.String())
 		}

@@ -328,6 +328,19 @@ func breakEven(ctx context.Context, st store.Store, q store.Query, days float64,
 		studentCost = tokenCost(p, prompt, completion)
 		studentBasis = fmt.Sprintf("price table: $%g in / $%g out per 1M tokens", p.Input, p.Output)
 	}
+	if o.Serving != nil {
+		sq := q
+		sq.Models = []string{o.Student}
+		stu, err := usageTotal(ctx, st, sq)
+		if err != nil {
+			return BreakEven{}, nil, err
+		}
+		if stu.Requests > 0 && stu.CostUSD == 0 {
+			notes = append(notes, fmt.Sprintf("the student's %d captured calls cost $0 above: they were captured without a price. "+
+				"To count self-hosted serving as calls are captured, add to the config: prices: {%q: {input: 0, output: %.4g}}",
+				stu.Requests, o.Student, o.Serving.PerMillionTokens()))
+		}
+	}
 	be := NewBreakEven(o.TrainingUSD, teacherCost, studentCost, perDay)
 	be.Student, be.Teacher, be.TeacherBasis, be.StudentBasis, be.TrainingNote = o.Student, o.Teacher, teacherBasis, studentBasis, o.TrainingNote
 	return be, notes, nil

@@ -328,7 +328,7 @@ func TestEvalThroughGateway(t *testing.T) {
 		}
 	}
 	page, _ := os.ReadFile(filepath.Join(evalDir, eval.HTMLFile))
-	for _, want := range []string{"<svg", `class="whisker"`, "<ins>&#34;wrong&#34;}</ins>", "latency p50 and p95"} {
+	for _, want := range []string{"<svg", `class="whisker"`, "<del>&#34;L1&#34;}</del> <ins>&#34;wrong&#34;}</ins>", "latency p50 and p95"} {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("report.html lacks %q", want)
 		}

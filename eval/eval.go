@@ -262,6 +262,7 @@ func Run(ctx context.Context, examples []Example, o Options) (*Summary, error) {
 		return nil, fmt.Errorf("eval %s: %w", o.ID, err)
 	}
 	var mu sync.Mutex
+	failed, firstFailure := 0, ""
 	runErr := parallel(ctx, o.Concurrency, len(answers), func(ctx context.Context, i int) error {
 		k := answers[i]
 		r := o.answer(ctx, byID[k.example], k.candidate)
@@ -273,6 +274,11 @@ func Run(ctx context.Context, examples []Example, o Options) (*Summary, error) {
 		}
 		mu.Lock()
 		results[k] = r
+		if r.Error != "" {
+			if failed++; firstFailure == "" {
+				firstFailure = r.Error
+			}
+		}
 		mu.Unlock()
 		prog.add(1)
 		return nil
@@ -281,6 +287,11 @@ func Run(ctx context.Context, examples []Example, o Options) (*Summary, error) {
 		runErr = fmt.Errorf("eval %s: save results: %w", o.ID, err)
 	}
 
+	if runErr == nil && len(answers) > 0 && failed == len(answers) {
+		// Nothing answered: the endpoint is down or knows none of the
+		// candidates. Still summarised, but not a result to read as one.
+		runErr = fmt.Errorf("eval %s: all %d calls failed; the first: %s", o.ID, failed, firstFailure)
+	}
 	if runErr == nil && o.Judge != nil {
 		runErr = o.judgeAll(ctx, dir, examples, results, judgements, prog)
 	}

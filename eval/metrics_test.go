@@ -164,7 +164,7 @@ func TestBootstrapIsDeterministic(t *testing.T) {
 
 func TestDiffHTML(t *testing.T) {
 	got := string(diffHTML("the big cat <sat>", "the cat sat"))
-	want := "the <ins>big</ins> cat <ins>&lt;sat&gt;</ins> <del>sat</del> "
+	want := "the <ins>big</ins> cat <del>sat</del> <ins>&lt;sat&gt;</ins> "
 	if got != want {
 		t.Errorf("diff = %q, want %q", got, want)
 	}

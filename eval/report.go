@@ -325,12 +325,12 @@ func diffHTML(answer, reference string) template.HTML {
 		case i < len(r) && j < len(a) && r[i] == a[j]:
 			b.WriteString(html.EscapeString(a[j]))
 			i, j = i+1, j+1
-		case j < len(a) && (i == len(r) || dp[i][j+1] >= dp[i+1][j]):
-			b.WriteString("<ins>" + html.EscapeString(a[j]) + "</ins>")
-			j++
-		default:
+		case i < len(r) && (j == len(a) || dp[i+1][j] >= dp[i][j+1]):
 			b.WriteString("<del>" + html.EscapeString(r[i]) + "</del>")
 			i++
+		default:
+			b.WriteString("<ins>" + html.EscapeString(a[j]) + "</ins>")
+			j++
 		}
 		b.WriteByte(' ')
 	}
