@@ -257,3 +257,5 @@ func parallel(n, workers int, fn func(i int)) {
 	close(next)
 	wg.Wait()
 }
+
+func slogDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

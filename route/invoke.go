@@ -138,8 +138,8 @@ func (v *invoker) Chat(ctx context.Context, c *provider.Call) (*api.ChatResponse
 		resp, _, err = v.r.cascade(ctx, c, st, arm, v.next, false)
 	} else {
 		err = v.r.chain(ctx, c, cp, arm.Model, func() (err error) { resp, err = v.next.Chat(ctx, c); return })
-		if err == nil && cp.Validate != nil {
-			st.observePass(arm.Name, arm.Model, cp.check(resp) == "")
+		if err == nil && cp.Validate != nil && (cp.schema != nil || cp.regex != nil) {
+			st.observePass(arm.Name, arm.Model, cp.check(resp, false) == "") // no logprobs were asked for
 		}
 	}
 	c.Route = cp.name
@@ -242,7 +242,7 @@ func (r *Router) cascade(ctx context.Context, c *provider.Call, st *state, arm A
 		}
 		reason = "candidate failed: " + api.AsError(err).Message
 	} else {
-		reason = cp.check(resp)
+		reason = cp.check(resp, true)
 		st.observePass(arm.Name, arm.Model, reason == "")
 	}
 	if reason == "" {
@@ -323,9 +323,10 @@ func (s *sliceStream) Next() (*api.ChatChunk, error) {
 
 func (s *sliceStream) Close() error { return nil }
 
-// check runs the policy's validators on an answer's first choice; it
-// returns why the answer fails, or "" when it passes.
-func (cp *compiled) check(resp *api.ChatResponse) string {
+// check runs the policy's validators on an answer's first choice (the
+// log-prob bar only with logprob); it returns why the answer fails, or ""
+// when it passes.
+func (cp *compiled) check(resp *api.ChatResponse, logprob bool) string {
 	v := cp.Validate
 	if v == nil {
 		return ""
@@ -347,7 +348,7 @@ func (cp *compiled) check(resp *api.ChatResponse) string {
 	if cp.regex != nil && !cp.regex.MatchString(content) {
 		return "regex: the answer does not match " + clip(cp.Validate.Regex)
 	}
-	if v.MinMeanLogprob != nil {
+	if v.MinMeanLogprob != nil && logprob {
 		if ch.Logprobs == nil || len(ch.Logprobs.Content) == 0 {
 			return "min_mean_logprob: the answer has no logprobs (does the candidate's server support logprobs?)"
 		}

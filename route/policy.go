@@ -74,7 +74,7 @@ type Validate struct {
 // window: mean feedback score (from the store), validator pass rate, or
 // shadow-judge agreement. Zero bars are not checked.
 type Rollback struct {
-	Arms            []string `json:"arms,omitempty"` // watched arm (or shadow target) names; default every arm but the first, and the shadow targets
+	Arms            []string `json:"arms,omitempty"` // watched arm (or shadow target) names; default: cascade arms, every arm but the first, the shadow targets
 	Window          int      `json:"window,omitempty"`
 	MinObservations int      `json:"min_observations,omitempty"`
 	MinFeedback     *float64 `json:"min_feedback,omitempty"`
@@ -321,7 +321,7 @@ func compile(ctx context.Context, name string, version int, p *Policy, resolve R
 		}
 		if len(rb.Arms) == 0 {
 			for i, a := range c.Arms {
-				if i > 0 {
+				if i > 0 || a.EscalateTo != "" {
 					c.watched[a.Name] = true
 				}
 			}

@@ -455,7 +455,7 @@ func TestAutoRollbackOnPassRate(t *testing.T) {
 	e.on("student", func(req *api.ChatRequest) upstreamtest.Reply { return upstreamtest.Reply{Content: "not an order"} })
 	e.put("orders", `{"arms":[{"model":"teacher"}]}`)
 	e.put("orders", `{"arms":[{"name":"cand","model":"student","escalate_to":"teacher"}],"validate":{"regex":"^ORDER"},
-		"rollback":{"arms":["cand"],"min_pass_rate":0.8,"min_observations":5,"window":10}}`)
+		"rollback":{"min_pass_rate":0.8,"min_observations":5,"window":10}}`)
 	for range 5 {
 		if _, _, err := e.chat("orders", "", "x"); err != nil {
 			t.Fatal(err)
@@ -576,5 +576,75 @@ func TestShadowAgreement(t *testing.T) {
 	}
 	if q := armStats(s, "slow").Agreement; q == nil || q.N != 3 || q.Value != 0 {
 		t.Errorf("slow agreement %+v, want 0/3", q)
+	}
+}
+
+// Replicas share the store: one replica's change reaches another at its next
+// reload, and when both see a quality drop only one rollback is written.
+func TestReplicas(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	ctx := context.Background()
+	e.put("support-bot", `{"arms":[{"model":"teacher"}]}`)
+	b := route.New(route.Options{Store: e.st, Reload: time.Hour, Logger: slogDiscard()})
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(ctx) })
+	if s, ok := b.Stats("support-bot"); !ok || s.Version != 1 {
+		t.Fatalf("replica B after start: %+v %v, want version 1", s, ok)
+	}
+	e.put("support-bot", `{"arms":[{"model":"teacher","weight":50},{"model":"student","weight":50}],"rollback":{"min_feedback":0.5,"min_observations":5,"window":10}}`)
+	if s, _ := b.Stats("support-bot"); s.Version != 1 {
+		t.Fatalf("replica B saw version %d before reloading", s.Version)
+	}
+	if err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := b.Stats("support-bot"); s.Version != 2 || s.Shares["student"] != 50 {
+		t.Fatalf("replica B after reload: %+v, want version 2 at 50%%", s)
+	}
+	for low := 0; low < 5; {
+		content, id, err := e.chat("support-bot", "", "hi")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if armOf(content) == "student" {
+			if code, body := e.do("POST", "/api/v1/feedback", []byte(fmt.Sprintf(`{"request_id":%q,"score":0}`, id))); code != 200 {
+				t.Fatalf("feedback: %d %s", code, body)
+			}
+			low++
+		}
+	}
+	if err := e.capt.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, r := range []*route.Router{e.router, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.Sync(ctx); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	hist, err := e.st.RouteHistory(ctx, "support-bot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 3 || hist[2].Actor != route.AutoRollbackActor {
+		for _, h := range hist {
+			t.Logf("v%d by %s: %s", h.Version, h.Actor, h.Comment)
+		}
+		t.Fatalf("%d versions after both replicas saw the drop, want exactly one rollback (3)", len(hist))
+	}
+	for _, r := range []*route.Router{e.router, b} {
+		if err := r.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if s, _ := r.Stats("support-bot"); s.Version != 3 {
+			t.Errorf("a replica serves version %d after the rollback, want 3", s.Version)
+		}
 	}
 }
