@@ -58,7 +58,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	e := &env{t: t, replies: map[string]func(*api.ChatRequest) upstreamtest.Reply{}}
 	e.up = upstreamtest.NewOpenAI(t)
 	e.up.Record(false)
-	e.up.SetModels("teacher", "student", "broken", "slow")
+	e.up.SetModels("teacher", "student", "broken", "slow", "broken-embed", "text-embedding-3-small")
 	e.up.OnChat(func(req *api.ChatRequest) upstreamtest.Reply {
 		e.mu.Lock()
 		f := e.replies[req.Model]
@@ -75,7 +75,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	t.Cleanup(func() { st.Close() })
 	e.st = st
 	reg := provider.NewRegistry()
-	reg.Register(popenai.New(popenai.Options{Name: "up", BaseURL: e.up.URL, APIKey: "sk-up"}), "teacher", "student", "broken", "slow")
+	reg.Register(popenai.New(popenai.Options{Name: "up", BaseURL: e.up.URL, APIKey: "sk-up"}), "teacher", "student", "broken", "slow", "text-embedding-")
 	e.capt = capture.New(st, capture.Options{Prices: pricing.New(nil), FlushInterval: 5 * time.Millisecond, QueueSize: 1 << 14})
 	if err := e.capt.Start(ctx); err != nil {
 		t.Fatal(err)

@@ -96,7 +96,7 @@ func ParsePolicy(b []byte) (*Policy, error) {
 		return nil, errors.New("the policy is empty: give at least one arm, e.g. {\"arms\":[{\"model\":\"gpt-4o\"}]}")
 	}
 	js := b
-	if b[0] != '{' {
+	if !json.Valid(b) { // YAML, flow style ({arms: [...]}) included
 		var err error
 		if js, err = yaml.YAMLToJSON(b); err != nil {
 			return nil, fmt.Errorf("the policy is neither JSON nor valid YAML: %w", err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
 
 	"github.com/foundryhq/foundry/api"
 	"github.com/foundryhq/foundry/route"
@@ -66,6 +68,12 @@ func TestCanaryShare(t *testing.T) {
 	}
 	if got := armStats(s, "student").Requests; got != int64(student) {
 		t.Errorf("stats count %d student requests, answers show %d", got, student)
+	}
+	code, b := e.do("GET", "/api/v1/routes", nil)
+	var list struct{ Data []route.RouteJSON }
+	if err := json.Unmarshal(b, &list); code != 200 || err != nil || len(list.Data) != 1 || list.Data[0].Stats == nil ||
+		armStats(*list.Data[0].Stats, "student").Requests != int64(student) {
+		t.Errorf("GET /api/v1/routes: %d %s", code, b)
 	}
 	for _, i := range []int{0, 1, 2, n / 2, n - 1} {
 		r := e.record(ids[i])
@@ -130,7 +138,7 @@ func TestStickyUsers(t *testing.T) {
 	}
 
 	// A metadata key works the same way.
-	e.put("meta-bot", `{"arms":[{"model":"teacher"},{"model":"student"}],"sticky":{"key":"metadata.tenant"}}`)
+	e.put("meta-bot", `{arms: [{model: teacher}, {model: student}], sticky: {key: metadata.tenant}}`) // flow-style YAML
 	first := map[string]string{}
 	for i := range 40 {
 		tenant := fmt.Sprint("t", i%8)
@@ -541,6 +549,19 @@ func TestFallbackChain(t *testing.T) {
 	r := e.record(id)
 	if r.Model != "student" || r.Metadata["route.arm"] != "broken" || r.Attempts < 2 {
 		t.Errorf("record: model %q attempts %d metadata %v", r.Model, r.Attempts, r.Metadata)
+	}
+	// Embeddings follow the arm and the chain too.
+	e.put("embed-bot", `{"arms":[{"model":"broken-embed"}],"fallback":["text-embedding-3-small"]}`)
+	down := upstreamtest.Fault{Status: 503, Message: "down"}
+	e.up.Fail(down, down, down) // the first model and the gateway's 2 retries
+	var raw *http.Response
+	emb, err := e.client().Embeddings.New(context.Background(), openai.EmbeddingNewParams{Model: "embed-bot",
+		Input: openai.EmbeddingNewParamsInputUnion{OfString: openai.String("hello")}}, option.WithResponseInto(&raw))
+	if err != nil || len(emb.Data) != 1 {
+		t.Fatalf("embeddings through a route: %v", err)
+	}
+	if r := e.record(raw.Header.Get("X-Request-Id")); r.Model != "text-embedding-3-small" || r.Metadata["route.arm"] != "broken-embed" || r.Attempts != 4 {
+		t.Errorf("embedding record: model %q attempts %d metadata %v; want the fallback after 3 failed attempts", r.Model, r.Attempts, r.Metadata)
 	}
 	// A non-retryable failure is not hidden by the chain.
 	e.on("broken", func(req *api.ChatRequest) upstreamtest.Reply {
