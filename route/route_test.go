@@ -16,6 +16,8 @@ import (
 	"github.com/openai/openai-go/v3/option"
 
 	"github.com/foundryhq/foundry/api"
+	"github.com/foundryhq/foundry/judge"
+	popenai "github.com/foundryhq/foundry/provider/openai"
 	"github.com/foundryhq/foundry/route"
 	"github.com/foundryhq/foundry/store"
 	"github.com/foundryhq/foundry/upstreamtest"
@@ -667,5 +669,56 @@ func TestReplicas(t *testing.T) {
 		if s, _ := r.Stats("support-bot"); s.Version != 3 {
 			t.Errorf("a replica serves version %d after the rollback, want 3", s.Version)
 		}
+	}
+}
+
+// JudgeAgree: an LLM judge (here the fake, preferring the answer that says
+// GOOD) turns shadow answers into agreement; a worse shadow disagrees.
+func TestJudgeAgree(t *testing.T) {
+	judged := make(chan struct{}, 16)
+	var agree route.Agree
+	e := newEnv(t, envOpts{agree: func(ctx context.Context, req *api.ChatRequest, primary, shadow *api.ChatResponse) (bool, error) {
+		defer func() { judged <- struct{}{} }()
+		return agree(ctx, req, primary, shadow)
+	}})
+	j, err := judge.New(judge.Options{Chatter: popenai.New(popenai.Options{BaseURL: e.up.URL, APIKey: "sk-up"}), Model: "judge"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agree = route.JudgeAgree(j, "")
+	e.on("judge", func(req *api.ChatRequest) upstreamtest.Reply {
+		p := req.Messages[len(req.Messages)-1].Content.String()
+		a, b := strings.Index(p, "## Answer A"), strings.Index(p, "## Answer B")
+		winner := "tie"
+		if good := strings.Index(p[a:], "GOOD"); good >= 0 && a+good < b {
+			winner = "A"
+		}
+		if strings.Contains(p[b:], "GOOD") {
+			if winner == "A" {
+				winner = "tie"
+			} else {
+				winner = "B"
+			}
+		}
+		return upstreamtest.Reply{Content: fmt.Sprintf(`{"winner": %q, "reason": "fake"}`, winner)}
+	})
+	e.on("teacher", func(req *api.ChatRequest) upstreamtest.Reply { return upstreamtest.Reply{Content: "GOOD answer"} })
+	e.on("student", func(req *api.ChatRequest) upstreamtest.Reply { return upstreamtest.Reply{Content: "GOOD too"} })
+	e.on("slow", func(req *api.ChatRequest) upstreamtest.Reply { return upstreamtest.Reply{Content: "meh"} })
+	e.put("support-bot", `{"arms":[{"model":"teacher"}],"shadow":{"targets":["student","slow"]}}`)
+	for i := range 2 {
+		if _, _, err := e.chat("support-bot", "", fmt.Sprint("question ", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 4 {
+		<-judged
+	}
+	s := e.stats("support-bot")
+	if q := armStats(s, "student").Agreement; q == nil || q.N != 2 || q.Value != 1 {
+		t.Errorf("student (as good) agreement %+v, want 2/2", q)
+	}
+	if q := armStats(s, "slow").Agreement; q == nil || q.N != 2 || q.Value != 0 {
+		t.Errorf("slow (worse) agreement %+v, want 0/2", q)
 	}
 }
