@@ -62,6 +62,13 @@ func (r *Router) checkRollback(ctx context.Context, name string) error {
 		return nil
 	}
 	if cp.version == 1 {
+		st.mu.Lock()
+		logged := st.stuck
+		st.stuck = true
+		st.mu.Unlock()
+		if logged {
+			return nil
+		}
 		r.log.Error("route: quality below the bar but there is no earlier version to roll back to; fix the policy", "route", name, "reason", reason)
 		return nil
 	}
@@ -88,7 +95,7 @@ func (r *Router) feedback(ctx context.Context, cp *compiled, arm string) (*Quali
 			md["route.escalated"] = "false"
 		}
 	}
-	page, err := r.opts.Store.ListRecords(ctx, store.Query{Since: cp.since, Metadata: md, HasFeedback: &yes, Limit: cp.Rollback.Window})
+	page, err := r.opts.Store.ListRecords(ctx, store.Query{Since: cp.since, Routes: []string{cp.name}, Metadata: md, HasFeedback: &yes, Limit: cp.Rollback.Window})
 	if err != nil {
 		return nil, err
 	}

@@ -722,3 +722,27 @@ func TestJudgeAgree(t *testing.T) {
 		t.Errorf("slow (worse) agreement %+v, want 0/2", q)
 	}
 }
+
+// A client cannot label its call as another route's arm: route.* metadata
+// it sends is replaced on routed calls.
+func TestRouteMetadataNotSpoofable(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.put("support-bot", `{"arms":[{"model":"teacher"}]}`)
+	var raw *http.Response
+	_, err := e.client().Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+		Model: "support-bot", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}},
+		option.WithHeader("X-Foundry-Metadata", "route=other,route.arm=student,route.escalated=true,team=core"), option.WithResponseInto(&raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.record(raw.Header.Get("X-Request-Id"))
+	want := map[string]string{"route": "support-bot", "route.version": "1", "route.arm": "teacher", "team": "core"}
+	if len(r.Metadata) != len(want) {
+		t.Fatalf("metadata %v, want %v", r.Metadata, want)
+	}
+	for k, v := range want {
+		if r.Metadata[k] != v {
+			t.Errorf("metadata %v, want %v", r.Metadata, want)
+		}
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -76,6 +77,7 @@ type Router struct {
 type state struct {
 	c       *compiled
 	loadErr string // the newest stored version failed to load; c is the last good one
+	stuck   bool   // a rollback bar was crossed on version 1: logged once
 	mu      sync.Mutex
 	arms    map[string]*armStats
 }
@@ -312,10 +314,16 @@ func newID() string {
 	return "req_" + hex.EncodeToString(b[:])
 }
 
-// label stamps the route's metadata on a call.
+// label stamps the route's metadata on a call; "route" keys the client sent
+// are dropped, so records cannot pose as another route's (rollback reads them).
 func label(c *provider.Call, cp *compiled, arm string) {
 	if c.Metadata == nil {
 		c.Metadata = map[string]string{}
+	}
+	for k := range c.Metadata {
+		if k == "route" || strings.HasPrefix(k, "route.") {
+			delete(c.Metadata, k)
+		}
 	}
 	c.Metadata["route"] = cp.name
 	c.Metadata["route.version"] = strconv.Itoa(cp.version)
