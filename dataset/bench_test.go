@@ -50,3 +50,25 @@ func BenchmarkSpool(b *testing.B) {
 		rd.next()
 	}
 }
+
+func BenchmarkScrub(b *testing.B) {
+	r := store.RecordWithFeedback{Record: store.Record{Endpoint: "chat.completions", Request: benchReq, Response: benchResp}}
+	ex, _ := FromRecord(r)
+	s, _ := NewScrubber(nil)
+	for b.Loop() {
+		for _, m := range ex.Messages {
+			s.Find(m.Content.Text)
+		}
+	}
+}
+
+func BenchmarkDedupeSignature(b *testing.B) {
+	r := store.RecordWithFeedback{Record: store.Record{Endpoint: "chat.completions", Request: benchReq, Response: benchResp}}
+	ex, _ := FromRecord(r)
+	var n normalizer
+	sig, full := make([]uint32, 72), make([]bool, 72)
+	for b.Loop() {
+		n.normalize(ex.Text("dialogue"))
+		minHash(n.shingles(5), sig, full)
+	}
+}

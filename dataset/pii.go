@@ -522,15 +522,23 @@ func mod97(iban []byte) int {
 // --- IPv6
 
 func findIPv6(s string, add func(string, int, int)) {
-	for i := 0; i < len(s); i++ {
-		if !isHex(s[i]) && s[i] != ':' {
+	if strings.Count(s, ":") < 2 {
+		return
+	}
+	done := 0 // candidates are expanded around colons; skip those already covered
+	for off := 0; off < len(s); {
+		c := strings.IndexByte(s[off:], ':')
+		if c < 0 {
+			return
+		}
+		c += off
+		off = c + 1
+		if c < done {
 			continue
 		}
-		if i > 0 && (wordChar(s[i-1]) || s[i-1] == ':' || s[i-1] == '.') {
-			for i < len(s) && (isHex(s[i]) || s[i] == ':' || wordChar(s[i])) {
-				i++
-			}
-			continue
+		i := c
+		for i > 0 && (isHex(s[i-1]) || s[i-1] == ':') {
+			i--
 		}
 		j, colons, digits := i, 0, 0
 		for j < len(s) && (isHex(s[j]) || s[j] == ':' || s[j] == '.') {
@@ -541,16 +549,17 @@ func findIPv6(s string, add func(string, int, int)) {
 			}
 			j++
 		}
+		done = j
 		for j > i && (s[j-1] == '.' || s[j-1] == ':' && !strings.HasSuffix(s[i:j], "::")) {
 			j--
 		}
-		if colons >= 2 && digits > 0 && (j >= len(s) || !wordChar(s[j])) {
+		if i > 0 && (wordChar(s[i-1]) || s[i-1] == '.') || j < len(s) && wordChar(s[j]) {
+			continue // part of a longer word or identifier
+		}
+		if colons >= 2 && digits > 0 {
 			if a, err := netip.ParseAddr(s[i:j]); err == nil && a.Is6() && (colons >= 3 || strings.Contains(s[i:j], "::") && j-i >= 6) {
 				add(PIIIP, i, j)
 			}
-		}
-		if j > i {
-			i = j - 1
 		}
 	}
 }
@@ -615,32 +624,6 @@ func findSecrets(s string, add func(string, int, int)) {
 		}
 		off = end
 	}
-	// Known prefixes, checked at word starts only (one pass instead of a
-	// search per prefix).
-	for i := 0; i < len(s); i++ {
-		if i > 0 && wordChar(s[i-1]) {
-			continue
-		}
-		switch s[i] {
-		case 's', 'r', 'A', 'g', 'x', 'h', 'n':
-		default:
-			continue
-		}
-		for _, p := range secretPrefixes {
-			if !strings.HasPrefix(s[i:], p.prefix) {
-				continue
-			}
-			j := i + len(p.prefix)
-			for j < len(s) && p.alpha(s[j]) {
-				j++
-			}
-			if tok := s[i+len(p.prefix) : j]; len(tok) >= p.min && hasDigit(tok) && entropy(tok) >= 3 {
-				add(PIISecret, i, j)
-				i = j - 1
-			}
-			break
-		}
-	}
 	// Bearer tokens.
 	for off := 0; ; {
 		i := strings.Index(s[off:], "Bearer ")
@@ -657,38 +640,97 @@ func findSecrets(s string, add func(string, int, int)) {
 		}
 		off = j
 	}
-	// key = value, key: value, "key": "value".
+	// One pass over the bytes for known prefixes (at word starts) and for
+	// key = value / key: value / "key": "value".
 	for i := 0; i < len(s); i++ {
-		if s[i] != ':' && s[i] != '=' {
+		switch secretClass[s[i]] {
+		case 0:
 			continue
-		}
-		k := i
-		if k > 0 && (s[k-1] == '"' || s[k-1] == '\'') {
-			k--
-		}
-		ke := k
-		for k > 0 && (isAlnum(s[k-1]) || s[k-1] == '_' || s[k-1] == '-') {
-			k--
-		}
-		if ke-k < 3 || ke-k > 24 || !secretKeys[strings.ReplaceAll(strings.ToLower(s[k:ke]), "-", "_")] {
-			continue
-		}
-		v := i + 1
-		for v < len(s) && (s[v] == ' ' || s[v] == '"' || s[v] == '\'') {
-			v++
-		}
-		if strings.HasPrefix(s[v:], "Bearer ") {
-			continue // handled above
-		}
-		ve := v
-		for ve < len(s) && s[ve] > ' ' && s[ve] != '"' && s[ve] != '\'' && s[ve] != ',' && s[ve] != ';' && s[ve] != '}' && s[ve] != ')' {
-			ve++
-		}
-		val := s[v:ve]
-		if len(val) >= 8 && (hasDigit(val) || len(val) >= 20) && entropy(val) >= 3 && !placeholderValue(val) {
-			add(PIISecret, v, ve)
+		case 1:
+			if i == 0 || !wordChar(s[i-1]) {
+				if j := matchSecretPrefix(s, i); j > 0 {
+					add(PIISecret, i, j)
+					i = j - 1
+				}
+			}
+		case 2:
+			if v, ve := matchSecretValue(s, i); ve > 0 {
+				add(PIISecret, v, ve)
+			}
 		}
 	}
+}
+
+// secretClass marks the bytes findSecrets looks at: 1 starts a known
+// prefix, 2 separates a key from its value.
+var secretClass = func() (t [256]uint8) {
+	for _, p := range secretPrefixes {
+		t[p.prefix[0]] = 1
+	}
+	t[':'], t['='] = 2, 2
+	return t
+}()
+
+// matchSecretPrefix returns the end of a known-format token at s[i], or 0.
+func matchSecretPrefix(s string, i int) int {
+	for _, p := range secretPrefixes {
+		if !strings.HasPrefix(s[i:], p.prefix) {
+			continue
+		}
+		j := i + len(p.prefix)
+		for j < len(s) && p.alpha(s[j]) {
+			j++
+		}
+		if tok := s[i+len(p.prefix) : j]; len(tok) >= p.min && hasDigit(tok) && entropy(tok) >= 3 {
+			return j
+		}
+	}
+	return 0
+}
+
+// matchSecretValue checks whether the separator at s[i] follows a key-like
+// name and precedes a high-entropy value, returning the value's span.
+func matchSecretValue(s string, i int) (int, int) {
+	k := i
+	if k > 0 && (s[k-1] == '"' || s[k-1] == '\'') {
+		k--
+	}
+	ke := k
+	for k > 0 && (isAlnum(s[k-1]) || s[k-1] == '_' || s[k-1] == '-') {
+		k--
+	}
+	if ke-k < 3 || ke-k > 24 {
+		return 0, 0
+	}
+	var key [24]byte
+	for j := k; j < ke; j++ {
+		c := s[j]
+		if isUpper(c) {
+			c += 'a' - 'A'
+		} else if c == '-' {
+			c = '_'
+		}
+		key[j-k] = c
+	}
+	if !secretKeys[string(key[:ke-k])] { // no allocation: the compiler looks the bytes up in place
+		return 0, 0
+	}
+	v := i + 1
+	for v < len(s) && (s[v] == ' ' || s[v] == '"' || s[v] == '\'') {
+		v++
+	}
+	if strings.HasPrefix(s[v:], "Bearer ") {
+		return 0, 0 // handled with Bearer tokens
+	}
+	ve := v
+	for ve < len(s) && s[ve] > ' ' && s[ve] != '"' && s[ve] != '\'' && s[ve] != ',' && s[ve] != ';' && s[ve] != '}' && s[ve] != ')' {
+		ve++
+	}
+	val := s[v:ve]
+	if len(val) >= 8 && (hasDigit(val) || len(val) >= 20) && entropy(val) >= 3 && !placeholderValue(val) {
+		return v, ve
+	}
+	return 0, 0
 }
 
 func hasDigit(s string) bool {

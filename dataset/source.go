@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"context"
+	"slices"
 	"fmt"
 	"time"
 
@@ -31,6 +32,40 @@ func (s Selection) Query() store.Query {
 		Providers: s.Providers, Tags: s.Tags, Metadata: s.Metadata, Status: "ok", HasFeedback: s.HasFeedback, MinScore: s.MinScore}
 }
 
+// scanQuery splits Query into what the store filters and what the select
+// stage checks itself: the status, and route/model/provider lists of more
+// than one value. The SQLite store sorts every page of a scan afresh when
+// its index cannot give created_at order (a range on status, an IN list),
+// which makes a long scan quadratic; a single value, tags and times keep it
+// linear. Rows the residual check rejects are counted in the funnel.
+func (s Selection) scanQuery() (store.Query, func(r *store.RecordWithFeedback) string) {
+	q := s.Query()
+	q.Status = ""
+	var routes, models, providers []string
+	if len(q.Routes) > 1 {
+		routes, q.Routes = q.Routes, nil
+	}
+	if len(q.Models) > 1 {
+		models, q.Models = q.Models, nil
+	}
+	if len(q.Providers) > 1 {
+		providers, q.Providers = q.Providers, nil
+	}
+	return q, func(r *store.RecordWithFeedback) string {
+		switch {
+		case r.Status < 200 || r.Status > 299:
+			return "status not ok"
+		case routes != nil && !slices.Contains(routes, r.Route):
+			return "other route"
+		case models != nil && !slices.Contains(models, r.Model):
+			return "other model"
+		case providers != nil && !slices.Contains(providers, r.Provider):
+			return "other provider"
+		}
+		return ""
+	}
+}
+
 // StoreSource selects examples from captured calls.
 type StoreSource struct {
 	Store  store.Store
@@ -52,17 +87,25 @@ const parseWorkers = 2
 
 func (s *StoreSource) scan(ctx context.Context, out *Out, keep func(*Example) error) error {
 	type parsed struct {
-		id, endpoint string
-		ex           *Example
-		err          error
+		id, endpoint, skip string
+		ex                 *Example
+		err                error
 	}
 	var seq int64
+	q, residual := s.Select.scanQuery()
 	err := orderedMap(ctx, parseWorkers, func(send func(store.RecordWithFeedback) error) error {
-		return s.Store.ScanRecords(ctx, s.Select.Query(), send)
+		return s.Store.ScanRecords(ctx, q, send)
 	}, func(r store.RecordWithFeedback) parsed {
+		if why := residual(&r); why != "" {
+			return parsed{id: r.ID, skip: why}
+		}
 		ex, err := FromRecord(r)
-		return parsed{r.ID, r.Endpoint, ex, err}
+		return parsed{id: r.ID, endpoint: r.Endpoint, ex: ex, err: err}
 	}, func(p parsed) error {
+		if p.skip != "" {
+			out.drop(&Example{Meta: Meta{Source: "store", ID: p.id}}, "not selected: "+p.skip, "", false)
+			return nil
+		}
 		if p.err == errNotChat {
 			out.Drop(&Example{Meta: Meta{Source: "store", ID: p.id}}, "not a chat completion", p.endpoint)
 			return nil
@@ -82,9 +125,10 @@ func (s *StoreSource) scan(ctx context.Context, out *Out, keep func(*Example) er
 	return nil
 }
 
-// Count returns how many records the selection matches (for progress).
+// Count returns how many records the scan reads (for progress).
 func (s *StoreSource) Count(ctx context.Context) (int64, error) {
-	return s.Store.CountRecords(ctx, s.Select.Query())
+	q, _ := s.Select.scanQuery()
+	return s.Store.CountRecords(ctx, q)
 }
 
 // Mix concatenates sources in order, applying each one's weight: a weight w

@@ -202,7 +202,8 @@ func CountSource(ctx context.Context, spec *Spec, st store.Store) (int64, error)
 		if s.Store == nil {
 			return -1, nil
 		}
-		c, err := st.CountRecords(ctx, s.Store.Query())
+		q, _ := s.Store.scanQuery()
+		c, err := st.CountRecords(ctx, q)
 		if err != nil {
 			return -1, err
 		}

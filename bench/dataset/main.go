@@ -27,6 +27,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -199,6 +200,7 @@ func child(ctx context.Context, self string, into *result, args ...string) error
 // measure runs select and the first depth stages (all with -mode full) and
 // prints a result.
 func measure(ctx context.Context, path, mode string, depth int) error {
+	debug.SetGCPercent(200) // as foundry dataset build does
 	st, err := sqlite.Open(ctx, path)
 	if err != nil {
 		return err

@@ -47,8 +47,8 @@ for i in range(24):
 # select: not a chat completion, and an unreadable request.
 add(endpoint="embeddings", user="embed me", answer="", plant="select:not a chat completion")
 add(user="", answer=answer("tech", "fine"), raw_request="{not json", plant="select:unreadable record")
-# select: a failed call (status 500) is never selected (status ok only), so it is not counted anywhere.
-add(user="this call failed upstream", answer="", status=500, error="upstream 500", plant="none:status")
+# select: a failed call (status 500) is dropped: status ok only.
+add(user="this call failed upstream", answer="", status=500, error="upstream 500", plant="select:not selected: status not ok")
 # select: another route is not selected.
 add(user="other route " + sentence(20), answer=answer("tech", "ok"), route="sales-bot", plant="none:route")
 
