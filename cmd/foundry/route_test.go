@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/foundryhq/foundry/upstreamtest"
@@ -60,5 +63,40 @@ func TestRouteCLI(t *testing.T) {
 	}
 	if _, err := runRoute(t, "set", "other", "--canary", "no-such=1"); err == nil || !strings.Contains(err.Error(), `does not list "no-such"`) {
 		t.Fatalf("set with an unknown model: %v, want refused", err)
+	}
+}
+
+// foundry serve serves a route set with the CLI, and its API changes it live.
+func TestServeRoutes(t *testing.T) {
+	up := upstreamtest.NewOpenAI(t)
+	db := filepath.Join(t.TempDir(), "foundry.db")
+	env := []string{"OPENAI_BASE_URL=" + up.URL, "OPENAI_API_KEY=sk-test-upstream", "ANTHROPIC_API_KEY=", "FOUNDRY_DB=" + db, "FOUNDRY_ADMIN_KEY="}
+	foundry(t, env, "route", "set", "support-bot", "--canary", "gpt-4o=0,gpt-4o-mini=1", "--actor", "ci")
+	p := startServe(t, env)
+	code, body, _ := p.chat(t, `{"model":"support-bot","messages":[{"role":"user","content":"hi"}]}`)
+	if code != 200 || !strings.Contains(body, `"model":"gpt-4o-mini"`) {
+		t.Fatalf("route served: %d %s", code, body)
+	}
+	req, _ := http.NewRequest("PUT", p.url+"/api/v1/routes/support-bot?actor=api-test", strings.NewReader("arms: [{model: gpt-4o}]"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"version":2`) {
+		t.Fatalf("PUT: %d %s", resp.StatusCode, b)
+	}
+	code, body, _ = p.chat(t, `{"model":"support-bot","messages":[{"role":"user","content":"hi"}]}`)
+	if code != 200 || !strings.Contains(body, `"model":"gpt-4o"`) {
+		t.Fatalf("after PUT: %d %s", code, body)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-p.exited; err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, p.stderr)
+	}
+	hist := foundry(t, env, "route", "history", "support-bot")
+	if !strings.Contains(hist, "ci") || !strings.Contains(hist, "api-test") {
+		t.Fatalf("history:\n%s", hist)
 	}
 }
