@@ -14,6 +14,14 @@
 // Every record of a routed call carries metadata route=<name>,
 // route.version and route.arm. Shadow and escalated candidate calls are
 // recorded as their own records with ParentID set to the client's request.
+//
+// Streaming: a cascade candidate is always asked without streaming; its
+// answer is validated, then replayed to a streaming client as chunks (so
+// the client's first token waits for the whole candidate answer), while an
+// escalation streams from the teacher directly. Shadow copies of streaming
+// requests are sent without streaming. Validators read the first choice.
+//
+// testdata/support-bot.yaml is a documented example policy.
 package route
 
 import (
