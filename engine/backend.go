@@ -32,7 +32,7 @@ import (
 // BackendOptions choose the backend. The zero value picks automatically.
 type BackendOptions struct {
 	// Config forces a backend: "go" (pure Go; "go:OPTIONS" passes simplego's
-	// options, e.g. "go:ops_sequential"), "xla:cuda" or "xla:cpu" (a PJRT
+	// options, e.g. "go:ops_parallel"; plain "go" runs ops one at a time), "xla:cuda" or "xla:cpu" (a PJRT
 	// plugin). Empty: $GOMLX_BACKEND if set, else XLA when a PJRT plugin is
 	// found (in $PJRT_PLUGIN_LIBRARY_PATH or GoMLX's install directories),
 	// preferring cuda, else "go".
@@ -80,10 +80,14 @@ func NewBackend(ctx context.Context, opts BackendOptions) (*Backend, error) {
 	)
 	switch name {
 	case simplego.BackendName, "simplego":
-		if plugin == "" && raceDetector {
-			// simplego's parallel executor decides buffer reuse from a counter
-			// it reads without a lock (GoMLX v0.26 simplego/exec.go), which the
-			// race detector reports: run ops one at a time in -race builds.
+		if plugin == "" {
+			// Ops run one at a time (each op still uses every core): GoMLX
+			// v0.26's parallel op executor can deadlock when every worker
+			// runs a matmul that waits for workers of its own
+			// (simplego/workerspool.go), it reads a counter without a lock
+			// (which -race reports), and on these models it was slower
+			// (tiny qwen2 decode, batch 1: 3,342 vs 1,344 tokens/s).
+			// "go:ops_parallel" opts back in.
 			plugin = "ops_sequential"
 		}
 		b, err = simplego.New(plugin) // e.g. "go:ops_sequential"

@@ -40,7 +40,7 @@ func benchRunner(b *testing.B, arch, config string, slots, maxCtx int) *Runner {
 func BenchmarkPrefill(b *testing.B) {
 	for _, n := range []int{16, 128} {
 		b.Run(fmt.Sprintf("qwen2/prompt=%d", n), func(b *testing.B) {
-			r := benchRunner(b, "qwen2", "go", 1, 256)
+			r := benchRunner(b, "qwen2", benchBackend, 1, 256)
 			prompt := make([]int32, n)
 			for i := range prompt {
 				prompt[i] = int32(i % 300)
@@ -62,7 +62,7 @@ func BenchmarkPrefill(b *testing.B) {
 func BenchmarkDecode(b *testing.B) {
 	for _, slots := range []int{1, 8} {
 		b.Run(fmt.Sprintf("qwen2/batch=%d", slots), func(b *testing.B) {
-			r := benchRunner(b, "qwen2", "go", slots, 2048)
+			r := benchRunner(b, "qwen2", benchBackend, slots, 2048)
 			tokens, positions, active := make([]int32, slots), make([]int32, slots), make([]bool, slots)
 			for s := range slots {
 				active[s] = true
@@ -87,7 +87,7 @@ func BenchmarkDecode(b *testing.B) {
 func BenchmarkGenerate(b *testing.B) {
 	for _, batch := range []int{1, 8} {
 		b.Run(fmt.Sprintf("qwen2/batch=%d", batch), func(b *testing.B) {
-			e := New(benchRunner(b, "qwen2", "go", batch, 256), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			e := New(benchRunner(b, "qwen2", benchBackend, batch, 256), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 			defer e.Close()
 			prompt := []int32{1, 17, 42, 256, 3, 99, 150, 7, 211, 64, 5, 280}
 			tokens := 0
@@ -174,3 +174,11 @@ func BenchmarkSmolLM2Shape(b *testing.B) {
 		})
 	}
 }
+
+// benchBackend is the backend the benchmarks run on: FOUNDRY_BENCH_BACKEND, or "go".
+var benchBackend = func() string {
+	if v := os.Getenv("FOUNDRY_BENCH_BACKEND"); v != "" {
+		return v
+	}
+	return "go"
+}()

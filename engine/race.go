@@ -1,6 +1,0 @@
-//go:build race
-
-package engine
-
-// raceDetector is true in binaries built with -race.
-const raceDetector = true
