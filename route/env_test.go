@@ -48,6 +48,7 @@ type env struct {
 }
 
 type envOpts struct {
+	store                      store.Store // default: a new SQLite file; closed with the test
 	shadowQueue, shadowWorkers int
 	agree                      route.Agree
 }
@@ -68,9 +69,12 @@ func newEnv(t *testing.T, o envOpts) *env {
 		}
 		return upstreamtest.Reply{Content: req.Model + " says hi"}
 	})
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "foundry.db"))
-	if err != nil {
-		t.Fatal(err)
+	st := o.store
+	if st == nil {
+		var err error
+		if st, err = sqlite.Open(ctx, filepath.Join(t.TempDir(), "foundry.db")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() { st.Close() })
 	e.st = st
@@ -258,4 +262,3 @@ func parallel(n, workers int, fn func(i int)) {
 	wg.Wait()
 }
 
-func slogDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

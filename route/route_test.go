@@ -2,16 +2,22 @@ package route_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
@@ -20,6 +26,8 @@ import (
 	popenai "github.com/foundryhq/foundry/provider/openai"
 	"github.com/foundryhq/foundry/route"
 	"github.com/foundryhq/foundry/store"
+	"github.com/foundryhq/foundry/store/postgres"
+	"github.com/foundryhq/foundry/store/sqlite"
 	"github.com/foundryhq/foundry/upstreamtest"
 )
 
@@ -604,29 +612,57 @@ func TestShadowAgreement(t *testing.T) {
 
 // Replicas share the store: one replica's change reaches another at its next
 // reload, and when both see a quality drop only one rollback is written.
+// Two full gateways (each with its own router, capturer and upstream) run on
+// one SQLite file, and on one PostgreSQL schema.
 func TestReplicas(t *testing.T) {
-	e := newEnv(t, envOpts{})
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "shared.db")
+		testReplicas(t, func() store.Store {
+			st, err := sqlite.Open(context.Background(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		dsn := postgresSchema(t)
+		testReplicas(t, func() store.Store {
+			st, err := postgres.Open(context.Background(), dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		})
+	})
+}
+
+func testReplicas(t *testing.T, open func() store.Store) {
 	ctx := context.Background()
-	e.put("support-bot", `{"arms":[{"model":"teacher"}]}`)
-	b := route.New(route.Options{Store: e.st, Reload: time.Hour, Logger: slogDiscard()})
-	if err := b.Start(ctx); err != nil {
+	a, b := newEnv(t, envOpts{store: open()}), newEnv(t, envOpts{store: open()})
+	a.put("support-bot", `{"arms":[{"model":"teacher"}]}`)
+	if err := b.router.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { b.Close(ctx) })
-	if s, ok := b.Stats("support-bot"); !ok || s.Version != 1 {
-		t.Fatalf("replica B after start: %+v %v, want version 1", s, ok)
+	if s := b.stats("support-bot"); s.Version != 1 {
+		t.Fatalf("replica B after reload: version %d, want 1", s.Version)
 	}
-	e.put("support-bot", `{"arms":[{"model":"teacher","weight":50},{"model":"student","weight":50}],"rollback":{"min_feedback":0.5,"min_observations":5,"window":10}}`)
-	if s, _ := b.Stats("support-bot"); s.Version != 1 {
+	a.put("support-bot", `{"arms":[{"model":"teacher","weight":50},{"model":"student","weight":50}],"rollback":{"min_feedback":0.5,"min_observations":6,"window":10}}`)
+	if s := b.stats("support-bot"); s.Version != 1 {
 		t.Fatalf("replica B saw version %d before reloading", s.Version)
 	}
-	if err := b.Sync(ctx); err != nil {
+	if err := b.router.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if s, _ := b.Stats("support-bot"); s.Version != 2 || s.Shares["student"] != 50 {
+	if s := b.stats("support-bot"); s.Version != 2 || s.Shares["student"] != 50 {
 		t.Fatalf("replica B after reload: %+v, want version 2 at 50%%", s)
 	}
-	for low := 0; low < 5; {
+	// Low scores on the student's answers, half through each replica.
+	for low := 0; low < 6; {
+		e := a
+		if low%2 == 1 {
+			e = b
+		}
 		content, id, err := e.chat("support-bot", "", "hi")
 		if err != nil {
 			t.Fatal(err)
@@ -638,21 +674,18 @@ func TestReplicas(t *testing.T) {
 			low++
 		}
 	}
-	if err := e.capt.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
 	var wg sync.WaitGroup
-	for _, r := range []*route.Router{e.router, b} {
+	for _, e := range []*env{a, b} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := r.Sync(ctx); err != nil {
+			if err := e.router.Sync(ctx); err != nil {
 				t.Error(err)
 			}
 		}()
 	}
 	wg.Wait()
-	hist, err := e.st.RouteHistory(ctx, "support-bot")
+	hist, err := a.st.RouteHistory(ctx, "support-bot")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -662,14 +695,66 @@ func TestReplicas(t *testing.T) {
 		}
 		t.Fatalf("%d versions after both replicas saw the drop, want exactly one rollback (3)", len(hist))
 	}
-	for _, r := range []*route.Router{e.router, b} {
-		if err := r.Sync(ctx); err != nil {
+	for _, e := range []*env{a, b} {
+		if err := e.router.Sync(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if s, _ := r.Stats("support-bot"); s.Version != 3 {
+		if s := e.stats("support-bot"); s.Version != 3 {
 			t.Errorf("a replica serves version %d after the rollback, want 3", s.Version)
 		}
+		if content, _, err := e.chat("support-bot", "", "after"); err != nil || armOf(content) != "teacher" {
+			t.Errorf("after the rollback: %q, %v", content, err)
+		}
 	}
+}
+
+// postgresSchema returns a DSN on a new schema of the test server
+// (FOUNDRY_TEST_POSTGRES), dropped at the end; it skips when the server is
+// unreachable, unless FOUNDRY_REQUIRE_ALL=1.
+func postgresSchema(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	dsn := os.Getenv("FOUNDRY_TEST_POSTGRES")
+	if dsn == "" {
+		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		msg := fmt.Sprintf("PostgreSQL at FOUNDRY_TEST_POSTGRES is unreachable: %v (start one, as scripts/test.sh does)", err)
+		if os.Getenv("FOUNDRY_REQUIRE_ALL") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	defer conn.Close(ctx)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := "foundry_route_test_" + hex.EncodeToString(b[:])
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := u.Query()
+		q.Set("search_path", schema)
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	return dsn + " search_path=" + schema
 }
 
 // JudgeAgree: an LLM judge (here the fake, preferring the answer that says
