@@ -183,7 +183,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (job *Job, err error) {
 	}
 	backend := opts.Backend
 	if backend == nil {
-		if backend, err = newBackend(ctx, cfg.Backend, log); err != nil {
+		if backend, err = NewBackend(ctx, cfg.Backend, log); err != nil {
 			return nil, err
 		}
 		defer backend.Finalize()
@@ -410,10 +410,11 @@ func Run(ctx context.Context, cfg Config, opts Options) (job *Job, err error) {
 	return finish(StatusSucceeded, nil)
 }
 
-// newBackend starts the engine's backend; plain simplego ("go") runs ops
-// sequentially, because its parallel executor deadlocked on training graphs
-// (GoMLX v0.26, 2 cores: every worker waiting inside a DotGeneral).
-func newBackend(ctx context.Context, config string, log *slog.Logger) (*engine.Backend, error) {
+// NewBackend starts the engine's backend for training (engine.NewBackend);
+// plain simplego ("go") runs ops sequentially, because its parallel executor
+// deadlocks on training graphs (GoMLX v0.26: every worker of its pool runs a
+// node that waits in DotGeneral for a free worker).
+func NewBackend(ctx context.Context, config string, log *slog.Logger) (*engine.Backend, error) {
 	b, err := engine.NewBackend(ctx, engine.BackendOptions{Config: config, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
