@@ -12,7 +12,8 @@ import (
 
 // TestDashboardInBrowser runs testdata/browser.mjs in a real Chromium against
 // a gateway with the dashboard and a populated SQLite store: login, charts
-// drawn, a traffic filter, a request detail with feedback, the costs page.
+// drawn, a traffic filter, a request detail with feedback, the costs page
+// with its break-even, and the Datasets, Training, Evals and Routes pages.
 // It needs node, Debian's chromium and npm's playwright-core (in
 // $FOUNDRY_NPM_DIR, default .cache/npm); scripts/test.sh installs them.
 // Screenshots go to $FOUNDRY_SCREENSHOTS (default bench/out/screenshots).
@@ -51,12 +52,13 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 
 	const key = "fdy-admin-browser-test"
-	d := newDash(t, dashOpts{adminKey: key, records: 400})
+	d := newDash(t, dashOpts{adminKey: key, records: 400, pages: true})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", "browser.mjs"), d.URL, shots)
-	cmd.Env = append(os.Environ(), "FOUNDRY_NPM_DIR="+npmDir, "FOUNDRY_DASHBOARD_KEY="+key, "FOUNDRY_CHROMIUM="+chromium)
+	cmd.Env = append(os.Environ(), "FOUNDRY_NPM_DIR="+npmDir, "FOUNDRY_DASHBOARD_KEY="+key, "FOUNDRY_CHROMIUM="+chromium,
+		"FOUNDRY_LIVE_JOB="+filepath.Join(d.fx.dataDir, "jobs", fxJobLive, "job.json"))
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s", strings.TrimSpace(string(out)))
 	if ctx.Err() != nil {

@@ -1,19 +1,27 @@
 package web
 
 import (
+	"cmp"
+	"errors"
+	"math"
 	"net/http"
+	"strconv"
+	"strings"
 
+	"github.com/foundryhq/foundry/econ"
 	"github.com/foundryhq/foundry/gateway"
+	"github.com/foundryhq/foundry/route"
 	"github.com/foundryhq/foundry/store"
 )
 
 // usagePage is the data of the Overview and Costs pages.
 type usagePage struct {
-	Window  window
-	Windows []window
-	Usage   usage
-	Chart   chartData
-	Recent  []rowView // Overview: the latest failed calls
+	Window    window
+	Windows   []window
+	Usage     usage
+	Chart     chartData
+	Recent    []rowView      // Overview: the latest failed calls
+	BreakEven *breakEvenView // Costs
 }
 
 func (h *Handler) loadUsage(r *http.Request) (usagePage, error) {
@@ -46,5 +54,140 @@ func (h *Handler) handleCosts(w http.ResponseWriter, r *http.Request) {
 		h.storeFailed(w, r, "sum up spend", err)
 		return
 	}
+	be, err := h.breakEven(r, p.Window)
+	if err != nil {
+		h.storeFailed(w, r, "work out the break-even", err)
+		return
+	}
+	p.BreakEven = be
+	if be.Report != nil {
+		p.Chart.BreakEven = be.chart()
+	}
 	h.render(w, r, http.StatusOK, "costs", "Costs", "Costs", p)
+}
+
+// breakEvenView is the Costs page's break-even card: the form (prefilled
+// with a guess) and econ's answer, or why there is none.
+type breakEvenView struct {
+	Teacher, Student, Training string // the form's values
+	Guess                      string // where the defaults came from
+	Report                     *econ.BreakEven
+	Notes                      []string
+	Problem                    string
+}
+
+// Requests is N* rounded up, for the card.
+func (b *breakEvenView) Requests() int64 { return int64(math.Ceil(b.Report.Requests)) }
+
+// Days is N* at the current volume; 0 when unknown.
+func (b *breakEvenView) Days() float64 {
+	if math.IsInf(b.Report.Days, 0) || math.IsNaN(b.Report.Days) {
+		return 0
+	}
+	return b.Report.Days
+}
+
+// breakEvenChart is what app.js draws: cumulative cost of N requests on the
+// teacher alone against training plus N on the student.
+type breakEvenChart struct {
+	TrainingUSD float64  `json:"training_usd"`
+	Teacher     float64  `json:"teacher_per_request"`
+	Student     float64  `json:"student_per_request"`
+	NStar       *float64 `json:"n_star"` // null: the student never pays off
+	PerDay      float64  `json:"requests_per_day"`
+	TeacherName string   `json:"teacher"`
+	StudentName string   `json:"student"`
+}
+
+func (b *breakEvenView) chart() *breakEvenChart {
+	c := &breakEvenChart{TrainingUSD: b.Report.TrainingUSD, Teacher: b.Report.TeacherPerRequestUSD, Student: b.Report.StudentPerRequestUSD,
+		PerDay: b.Report.RequestsPerDay, TeacherName: b.Report.Teacher, StudentName: b.Report.Student}
+	if !b.Report.Never && !math.IsInf(b.Report.Requests, 0) {
+		n := b.Report.Requests
+		c.NStar = &n
+	}
+	return c
+}
+
+// breakEven answers the form, or a guess when it is empty: the teacher and
+// student of the first route that has both (a cascade arm and the model it
+// escalates to, else a canary's first and last arms), and the newest finished
+// training job's cost.
+func (h *Handler) breakEven(r *http.Request, win window) (*breakEvenView, error) {
+	q := r.URL.Query()
+	b := &breakEvenView{Teacher: strings.TrimSpace(q.Get("teacher")), Student: strings.TrimSpace(q.Get("student")), Training: strings.TrimSpace(q.Get("training_usd"))}
+	var guessed []string
+	if b.Teacher == "" || b.Student == "" {
+		rvs, err := h.st.ListRoutes(r.Context())
+		if err != nil {
+			return nil, err
+		}
+		for _, rv := range rvs {
+			t, s := teacherStudent(rv.Policy)
+			if t != "" && s != "" {
+				b.Teacher, b.Student = cmp.Or(b.Teacher, t), cmp.Or(b.Student, s)
+				guessed = append(guessed, "the models of route "+rv.Name)
+				break
+			}
+		}
+	}
+	trainingNote := ""
+	if b.Training == "" {
+		if jobs, err := listJobs(h.opts.DataDir); err == nil {
+			for _, j := range jobs {
+				if j.Status == "succeeded" || j.Status == "stopped_early" {
+					b.Training = strconv.FormatFloat(j.Cost, 'f', -1, 64)
+					trainingNote = "training job " + j.ID
+					guessed = append(guessed, "the cost of training job "+j.ID)
+					break
+				}
+			}
+		}
+	}
+	if len(guessed) > 0 {
+		b.Guess = strings.Join(guessed, " and ")
+	}
+	if b.Teacher == "" || b.Student == "" {
+		b.Problem = "Name a teacher and a student model to see when the student pays for its training. (A route with a canary or cascade of both fills them in.)"
+		return b, nil
+	}
+	training := 0.0
+	if b.Training != "" {
+		v, err := strconv.ParseFloat(b.Training, 64)
+		if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+			b.Problem = "Training cost " + strconv.Quote(b.Training) + " is not a number of US dollars: give e.g. 12.50."
+			return b, nil
+		}
+		training = v
+	}
+	now := h.opts.Now()
+	rep, err := econ.Build(r.Context(), h.st, econ.Options{Since: now.Add(-win.Span), Until: now, Student: b.Student, Teacher: b.Teacher,
+		TrainingUSD: training, TrainingNote: trainingNote, Prices: h.opts.Prices, Now: h.opts.Now})
+	var optErr *econ.OptionError
+	if errors.As(err, &optErr) {
+		b.Problem = strings.TrimPrefix(optErr.Error(), "costs: ")
+		return b, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.Report, b.Notes = rep.BreakEven, rep.Notes
+	return b, nil
+}
+
+// teacherStudent reads a route policy's teacher and student.
+func teacherStudent(raw []byte) (teacher, student string) {
+	p, err := route.ParsePolicy(raw)
+	if err != nil {
+		return "", ""
+	}
+	for _, a := range p.Arms {
+		if a.EscalateTo != "" {
+			return a.EscalateTo, a.Model
+		}
+	}
+	if len(p.Arms) >= 2 {
+		return p.Arms[0].Model, p.Arms[len(p.Arms)-1].Model
+	}
+	return "", ""
 }

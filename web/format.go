@@ -1,10 +1,12 @@
 package web
 
 import (
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"math"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,7 +43,20 @@ var funcs = template.FuncMap{
 			return "err"
 		}
 	},
-	"add": func(a, b int) int { return a + b },
+	"add":  func(a, b int) int { return a + b },
+	"mul":  func(a, b float64) float64 { return a * b },
+	"loss": func(v *float64) string { return strconv.FormatFloat(*v, 'f', 4, 64) },
+	"secs": func(s float64) string { return fmtMS(s * 1000) },
+	"json": func(v any) (string, error) {
+		b, err := json.Marshal(v)
+		return string(b), err
+	},
+	"div": func(a, b int64) int64 {
+		if b == 0 {
+			return 0
+		}
+		return a / b
+	},
 	"deref": func(f *float64) float64 {
 		if f == nil {
 			return 0
@@ -127,4 +142,8 @@ func withParam(v url.Values, key, val string) string {
 		c.Set(key, val)
 	}
 	return c.Encode()
+}
+
+func sortKeyValues(kv []keyValue) {
+	slices.SortFunc(kv, func(a, b keyValue) int { return strings.Compare(a.Key, b.Key) })
 }

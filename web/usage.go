@@ -194,6 +194,8 @@ type chartData struct {
 	Completion []int64     `json:"completion"`
 	ErrorRate  []*float64  `json:"error_rate"` // null where there were no calls
 	P95MS      []float64   `json:"p95_ms"`
+	// BreakEven is the Costs page's break-even chart; nil elsewhere.
+	BreakEven *breakEvenChart `json:"breakeven,omitempty"`
 }
 
 // maxChartModels bounds the stacked series; the rest are summed as "other".

@@ -19,7 +19,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/foundryhq/foundry/dataset"
 	"github.com/foundryhq/foundry/gateway"
+	"github.com/foundryhq/foundry/pricing"
+	"github.com/foundryhq/foundry/route"
 	"github.com/foundryhq/foundry/store"
 )
 
@@ -39,6 +42,16 @@ type Options struct {
 	// a call whose record is still queued in capture can be opened at once.
 	Flusher interface{ Flush(context.Context) error }
 	Logger  *slog.Logger
+	// DataDir holds what the Datasets, Training and Evals pages show:
+	// datasets/ (dataset.List), evals/ (eval.List) and training jobs (every
+	// job.json up to three directories below it). "" is dataset.DefaultDataDir.
+	DataDir string
+	// Prices price the break-even's teacher and student where captured costs
+	// do not (the gateway's table); nil is pricing.New(nil).
+	Prices *pricing.Table
+	// RouteStats, when set, gives a route's live numbers on this replica
+	// (route.Router.Stats); the Routes pages show them beside the store's.
+	RouteStats func(name string) (route.Stats, bool)
 	// Now returns the current time (time.Now); tests pin it.
 	Now func() time.Time
 }
@@ -63,10 +76,10 @@ var nav = []navItem{
 	{Name: "Overview", Path: "/", Icon: "◎"},
 	{Name: "Traffic", Path: "/ui/traffic", Icon: "⇄"},
 	{Name: "Costs", Path: "/ui/costs", Icon: "$"},
-	{Name: "Datasets", Icon: "▤"},
-	{Name: "Training", Icon: "↗"},
-	{Name: "Evals", Icon: "✓"},
-	{Name: "Routes", Icon: "⇉"},
+	{Name: "Datasets", Path: "/ui/datasets", Icon: "▤"},
+	{Name: "Training", Path: "/ui/training", Icon: "↗"},
+	{Name: "Evals", Path: "/ui/evals", Icon: "✓"},
+	{Name: "Routes", Path: "/ui/routes", Icon: "⇉"},
 }
 
 type navItem struct {
@@ -81,6 +94,12 @@ func New(opts Options) *Handler {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.DataDir == "" {
+		opts.DataDir = dataset.DefaultDataDir
+	}
+	if opts.Prices == nil {
+		opts.Prices = pricing.New(nil)
 	}
 	h := &Handler{opts: opts, st: opts.Store, log: opts.Logger, mux: http.NewServeMux()}
 	if opts.AdminKey != "" {
@@ -112,6 +131,14 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /ui/requests/{id}", h.private(h.handleRequest))
 	m.HandleFunc("POST /ui/requests/{id}/feedback", h.private(h.handleFeedback))
 	m.HandleFunc("GET /ui/costs", h.private(h.handleCosts))
+	m.HandleFunc("GET /ui/datasets", h.private(h.handleDatasets))
+	m.HandleFunc("GET /ui/datasets/{name}/{hash}", h.private(h.handleDataset))
+	m.HandleFunc("GET /ui/training", h.private(h.handleJobs))
+	m.HandleFunc("GET /ui/training/{id}", h.private(h.handleJob))
+	m.HandleFunc("GET /ui/evals", h.private(h.handleEvals))
+	m.HandleFunc("GET /ui/evals/{id}", h.private(h.handleEval))
+	m.HandleFunc("GET /ui/routes", h.private(h.handleRoutes))
+	m.HandleFunc("GET /ui/routes/{name}", h.private(h.handleRoute))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusNotFound, "There is no dashboard page at "+r.URL.Path+".", nil)
 	})

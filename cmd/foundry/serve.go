@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/foundryhq/foundry/capture"
 	"github.com/foundryhq/foundry/config"
+	"github.com/foundryhq/foundry/dataset"
 	"github.com/foundryhq/foundry/econ"
 	"github.com/foundryhq/foundry/gateway"
 	"github.com/foundryhq/foundry/pricing"
@@ -34,7 +36,9 @@ func newServeCmd() *cobra.Command {
 ./foundry.db, and registers providers from the standard environment variables:
 OPENAI_API_KEY / OPENAI_BASE_URL (any OpenAI-compatible server) and
 ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL. FOUNDRY_ADDR, FOUNDRY_DB and FOUNDRY_ADMIN_KEY
-override the config file (--config) for the listen address, the store and the admin key.`,
+override the config file (--config) for the listen address, the store and the admin key.
+The dashboard shows the datasets, training jobs and evals under FOUNDRY_DATA
+(default ./foundry-data).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := config.Load(cfgPath, nil)
@@ -152,7 +156,11 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 	if err != nil {
 		return err
 	}
-	web.New(web.Options{Store: st, AdminKey: cfg.AdminKey, Flusher: opts.Flusher, Logger: log}).Mount(srv)
+	// The dashboard's Datasets, Training and Evals pages read the data dir
+	// the CLI's dataset, train and eval commands write to.
+	dataDir := cmp.Or(os.Getenv("FOUNDRY_DATA"), os.Getenv("FOUNDRY_DATA_DIR"), dataset.DefaultDataDir)
+	web.New(web.Options{Store: st, AdminKey: cfg.AdminKey, Flusher: opts.Flusher, Logger: log,
+		DataDir: dataDir, Prices: prices, RouteStats: router.Stats}).Mount(srv)
 	srv.Handle("GET /api/v1/costs", srv.AdminOnly(econ.NewHandler(st, prices, log).ServeHTTP))
 	router.Mount(srv)
 	if cfg.Retention > 0 {

@@ -60,12 +60,17 @@
   const usd = (v) => v == null ? "—" : v === 0 ? "$0" : Math.abs(v) < 0.01 ? "$" + v.toFixed(5) : "$" + v.toFixed(2);
   const num = (v) => v == null ? "—" : compact.format(v);
   const pct = (v) => v == null ? "—" : (v * 100).toFixed(1) + "%";
+  const ms = (v) => v == null ? "—" : v < 1000 ? Math.round(v) + " ms" : (v / 1000).toFixed(2) + " s";
 
   // Axis labels: dollars with as many decimals as the tick step needs,
   // counts compact (12K), rates as percentages.
   const decimals = (vals) => {
     const step = vals.length > 1 ? Math.abs(vals[1] - vals[0]) : 1;
-    return step > 0 ? Math.min(6, Math.max(0, -Math.floor(Math.log10(step)))) : 0;
+    if (!(step > 0)) return 0;
+    // As many as the step needs: 2.5 needs one, 0.02 two.
+    let d = Math.max(0, -Math.floor(Math.log10(step)));
+    while (d < 6 && Math.abs(Math.round(step * 10 ** d) - step * 10 ** d) > 1e-6 * 10 ** d) d++;
+    return d;
   };
   const axisFmt = {
     usd: (vals) => { const d = decimals(vals); return vals.map((v) => "$" + v.toFixed(d)); },
@@ -90,7 +95,7 @@
     return out;
   }
 
-  function barChart(el, t, names, rows, fmt, kind, colors) {
+  function barChart(el, t, names, rows, fmt, kind, colors, extra) {
     colors = colors || palette;
     const tops = stacked(rows);
     const bars = uPlot.paths.bars({ size: [0.8, 48], gap: 1 });
@@ -103,7 +108,7 @@
       points: { show: false },
       value: (u, v, si, idx) => idx == null ? "—" : fmt(rows[i][idx]),
     })));
-    return plot(el, [t].concat(tops), series, axes(kind));
+    return plot(el, [t].concat(tops), series, axes(kind), extra);
   }
 
   function lineChart(el, t, names, rows, fmt, kind, colors) {
@@ -139,33 +144,191 @@
     new ResizeObserver(() => u.setSize({ width: Math.max(el.clientWidth, 60), height: u.height })).observe(el);
   }
 
+  // --- Category charts: x is an index, the axis shows each one's name. ----
+  function categoryOpts(labels, kind, yRange) {
+    const ax = axes(kind);
+    ax[0] = Object.assign({}, ax[0], {
+      splits: () => labels.map((_, i) => i),
+      values: (u, vals) => vals.map((v) => labels[v] ?? ""),
+      grid: { show: false },
+    });
+    return {
+      axes: ax,
+      scales: { x: { time: false, range: () => [-0.5, labels.length - 0.5] }, y: { range: yRange } },
+      x: { label: "", value: (u, v) => (v == null ? "" : labels[v] ?? "") },
+    };
+  }
+
+  // histogram draws counts per bucket (the dataset's token lengths).
+  function histogram(el, labels, counts) {
+    if (!counts.length) return empty(el, "No rows.");
+    const o = categoryOpts(labels, "num", (u, min, max) => [0, Math.max(max, 1)]);
+    const series = [{ label: "Tokens", value: (u, v) => (v == null ? "—" : labels[v] ?? "") }, { label: "Examples", fill: alpha(palette[0], 0.85), stroke: palette[0], width: 0,
+      paths: uPlot.paths.bars({ size: [0.9, 80], gap: 1 }), points: { show: false }, value: (u, v) => num(v) }];
+    return plot(el, [labels.map((_, i) => i), counts], series, o.axes, { scales: o.scales });
+  }
+
+  // ciBars draws one bar per candidate with its 95% interval as a whisker;
+  // ref, when set, is a dashed line (50% for win rates).
+  function ciBars(el, names, stats, kind, ref) {
+    const fmt = kind === "usd" ? usd : pct;
+    const top = Math.max(...stats.map((s) => (s ? s.hi : 0)), ref || 0);
+    const o = categoryOpts(names, kind, kind === "pct" ? () => [0, 1] : () => [0, top > 0 ? top * 1.15 : 1]);
+    const xs = names.map((_, i) => i);
+    const bars = uPlot.paths.bars({ size: [0.6, 72], gap: 2 });
+    const series = [o.x].concat(names.map((name, i) => ({
+      label: name, fill: alpha(palette[i % palette.length], 0.85), stroke: palette[i % palette.length], width: 0,
+      paths: bars, points: { show: false },
+      value: (u, v) => { const s = stats[i]; return s ? `${fmt(s.mean)} [${fmt(s.lo)}, ${fmt(s.hi)}]` : "—"; },
+    })));
+    const data = [xs].concat(names.map((_, i) => xs.map((x) => (x === i && stats[i] ? stats[i].mean : null))));
+    const whiskers = (u) => {
+      const c = u.ctx;
+      c.save();
+      c.strokeStyle = css("--ink");
+      c.lineWidth = 1.5 * devicePixelRatio;
+      stats.forEach((s, i) => {
+        if (!s) return;
+        const x = u.valToPos(i, "x", true), lo = u.valToPos(s.lo, "y", true), hi = u.valToPos(s.hi, "y", true);
+        const w = 6 * devicePixelRatio;
+        c.beginPath();
+        c.moveTo(x, lo); c.lineTo(x, hi);
+        c.moveTo(x - w, lo); c.lineTo(x + w, lo);
+        c.moveTo(x - w, hi); c.lineTo(x + w, hi);
+        c.stroke();
+      });
+      if (ref != null) {
+        const y = u.valToPos(ref, "y", true);
+        c.setLineDash([4 * devicePixelRatio, 4 * devicePixelRatio]);
+        c.strokeStyle = css("--muted");
+        c.beginPath(); c.moveTo(u.bbox.left, y); c.lineTo(u.bbox.left + u.bbox.width, y); c.stroke();
+      }
+      c.restore();
+    };
+    return plot(el, data, series, o.axes, { scales: o.scales, hooks: { draw: [whiskers] } });
+  }
+
+  // groupedBars draws several values per category side by side (latency p50 and p95).
+  function groupedBars(el, labels, names, rows, fmt, kind) {
+    const o = categoryOpts(labels, kind, (u, min, max) => [0, Math.max(max, 1) * 1.1]);
+    const n = names.length;
+    const series = [o.x].concat(names.map((name, i) => ({
+      label: name, fill: alpha(palette[i + 1], 0.85), stroke: palette[i + 1], width: 0, points: { show: false },
+      paths: uPlot.paths.bars({ size: [0.7 / n, 48], gap: 2, align: n === 1 ? 0 : (i === 0 ? -1 : 1) }),
+      value: (u, v) => fmt(v),
+    })));
+    return plot(el, [labels.map((_, i) => i)].concat(rows), series, o.axes, { scales: o.scales });
+  }
+
+  // markers draws labelled vertical lines at x values (route version changes, N*).
+  function markers(list) {
+    return (u) => {
+      const c = u.ctx;
+      c.save();
+      c.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
+      list.forEach((m) => {
+        const x = u.valToPos(m.x, "x", true);
+        if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) return;
+        c.strokeStyle = c.fillStyle = m.color;
+        c.setLineDash([4 * devicePixelRatio, 3 * devicePixelRatio]);
+        c.lineWidth = 1.5 * devicePixelRatio;
+        c.beginPath(); c.moveTo(x, u.bbox.top); c.lineTo(x, u.bbox.top + u.bbox.height); c.stroke();
+        c.fillText(m.label, x + 4 * devicePixelRatio, u.bbox.top + 12 * devicePixelRatio);
+      });
+      c.restore();
+    };
+  }
+
+  // lossCurves draws a training job's train and validation loss by step.
+  function lossCurves(el, d) {
+    if (!d.steps.length) return empty(el, "No steps yet: the curves appear after the first optimizer step.");
+    const series = [
+      { label: "Step", value: (u, v) => (v == null ? "—" : "step " + v) },
+      { label: "Train", stroke: palette[0], width: 1.5, points: { show: false }, spanGaps: true, value: (u, v) => (v == null ? "—" : v.toFixed(4)) },
+      { label: "Validation", stroke: palette[3], width: 2, spanGaps: true, points: { show: true, size: 6, fill: palette[3] }, value: (u, v) => (v == null ? "—" : v.toFixed(4)) },
+    ];
+    const ax = axes("num");
+    ax[1] = Object.assign({}, ax[1], { values: (u, vals) => vals.map((v) => v.toFixed(2)) });
+    const u = plot(el, [d.steps, d.train, d.val], series, ax, { scales: { x: { time: false } } });
+    el.loss = u;
+    return u;
+  }
+
+  // A running job's page polls #job-live (htmx); each answer carries the
+  // curves' data in data-loss, and the chart takes it without redrawing the page.
+  document.addEventListener("htmx:afterSwap", () => {
+    const live = document.getElementById("job-live");
+    const el = document.querySelector("[data-chart=loss]");
+    if (!live || !el || !live.dataset.loss) return;
+    const d = JSON.parse(live.dataset.loss);
+    if (el.loss) el.loss.setData([d.steps, d.train, d.val]);
+    else if (d.steps.length) { el.textContent = ""; lossCurves(el, d); }
+  });
+
+  // breakEven draws the cumulative cost of N requests on the teacher alone
+  // against training plus N requests on the student; they cross at N*.
+  function breakEven(el, b) {
+    let xmax = b.n_star != null ? Math.max(2 * b.n_star, 10) : Math.max(30 * b.requests_per_day, 1000);
+    xmax = Math.ceil(xmax);
+    const xs = [0];
+    if (b.n_star != null && b.n_star > 0) xs.push(b.n_star);
+    xs.push(xmax);
+    const teacher = xs.map((x) => x * b.teacher_per_request);
+    const student = xs.map((x) => b.training_usd + x * b.student_per_request);
+    const series = [
+      { label: "Requests", value: (u, v) => (v == null ? "—" : num(v)) },
+      { label: "Teacher only (" + b.teacher + ")", stroke: palette[4], width: 2, points: { show: false }, value: (u, v) => usd(v) },
+      { label: "Training + student (" + b.student + ")", stroke: palette[2], width: 2, points: { show: false }, value: (u, v) => usd(v) },
+    ];
+    const ax = axes("usd");
+    ax[0] = Object.assign({}, ax[0], { values: (u, vals) => vals.map((v) => compact.format(v)) });
+    const list = b.n_star != null ? [{ x: b.n_star, label: "N* = " + compact.format(Math.ceil(b.n_star)), color: css("--ink") }] : [];
+    return plot(el, [xs, teacher, student], series, ax, { scales: { x: { time: false } }, hooks: { draw: [markers(list)] } });
+  }
+
   function drawCharts() {
     const src = document.getElementById("chart-data");
     if (!src || !window.uPlot) return;
     const d = JSON.parse(src.textContent);
     const t = d.t;
     const total = (rows) => t.map((_, j) => rows.reduce((s, r) => s + r[j], 0));
-    const ok = d.requests.map((n, i) => n - d.errors[i]);
     const charts = {
+      // Overview and Costs
       spend: (el) => d.models.length
         ? barChart(el, t, d.models, d.cost, usd, "usd")
         : empty(el, "No spend in this window yet."),
-      requests: (el) => barChart(el, t, ["OK", "Errors"], [ok, d.errors], num, "num", [palette[0], palette[4]]),
+      requests: (el) => barChart(el, t, ["OK", "Errors"], [d.requests.map((n, i) => n - d.errors[i]), d.errors], num, "num", [palette[0], palette[4]]),
       tokens: (el) => lineChart(el, t, ["Prompt tokens", "Completion tokens"], [d.prompt, d.completion], num, "num", [palette[0], palette[1]]),
       errorrate: (el) => lineChart(el, t, ["Error rate"], [d.error_rate], pct, "pct", [palette[4]]),
+      breakeven: (el) => breakEven(el, d.breakeven),
+      // Datasets
+      histogram: (el) => histogram(el, d.labels, d.counts),
+      // Training
+      loss: (el) => lossCurves(el, d),
+      // Evals
+      metric: (el) => { const m = d.metrics[Number(el.dataset.index)]; return ciBars(el, m.names, m.stats, m.kind); },
+      winrate: (el) => ciBars(el, d.win_rate.names, d.win_rate.stats, "pct", 0.5),
+      latency: (el) => groupedBars(el, d.candidates, ["p50", "p95"], [d.p50, d.p95], ms, "num"),
+      // Routes
+      split: (el) => {
+        if (!d.arms.length) return empty(el, "No calls to this route in this window.");
+        const list = d.versions.map((v) => ({ x: v.t, label: v.label, color: v.kind === "rollback" ? palette[4] : css("--muted") }));
+        return barChart(el, t, d.arms, d.calls, num, "num", null, { hooks: { draw: [markers(list)] } });
+      },
+      escalations: (el) => barChart(el, t, ["Escalations"], [d.escalations], num, "num", [palette[3]]),
     };
     document.querySelectorAll("[data-chart]").forEach((el) => {
       const draw = charts[el.dataset.chart];
       if (draw) draw(el);
     });
     const sparks = {
-      requests: [d.requests, palette[0]],
-      cost: [d.cost.length ? total(d.cost) : t.map(() => 0), palette[2]],
-      p95: [d.p95_ms, palette[3]],
+      requests: () => [d.requests, palette[0]],
+      cost: () => [d.cost.length ? total(d.cost) : t.map(() => 0), palette[2]],
+      p95: () => [d.p95_ms, palette[3]],
     };
     document.querySelectorAll("[data-spark]").forEach((el) => {
       const s = sparks[el.dataset.spark];
-      if (s) sparkline(el, t, s[0], s[1]);
+      if (s) sparkline(el, t, ...s());
     });
   }
 

@@ -1,6 +1,8 @@
 // Drives the dashboard in a real Chromium (Debian's /usr/bin/chromium) with
 // playwright-core, as a user would: log in, look at the overview's charts,
-// filter the traffic table, open a call, leave feedback, look at costs.
+// filter the traffic table, open a call, leave feedback, look at costs and
+// the break-even, then a dataset's funnel, a training job's loss curves
+// (growing while it runs), an eval's metric charts and a route's split.
 // Screenshots go to SCREENSHOT_DIR. Run by web/browser_test.go:
 //
 //   FOUNDRY_NPM_DIR=.cache/npm FOUNDRY_DASHBOARD_KEY=... node web/testdata/browser.mjs URL SCREENSHOT_DIR
@@ -21,6 +23,8 @@ const require = createRequire(path.join(path.resolve(npmDir), "package.json"));
 const { chromium } = require("playwright-core");
 const key = process.env.FOUNDRY_DASHBOARD_KEY || "";
 const exe = process.env.FOUNDRY_CHROMIUM || "/usr/bin/chromium";
+// job.json of a running job: the test appends steps to it and waits for the page's poll.
+const liveJob = process.env.FOUNDRY_LIVE_JOB || "";
 
 fs.mkdirSync(shots, { recursive: true });
 fs.rmSync(path.join(shots, "failure.png"), { force: true });
@@ -149,7 +153,89 @@ try {
   }
   const legend = await page.locator("[data-chart=spend] .u-legend").innerText();
   check(legend.includes("gpt-4o"), "the spend chart's legend does not name the models: " + legend);
+  const be = await canvasSize("[data-chart=breakeven] canvas");
+  check(be.w > 100 && be.h > 50, `the break-even chart has size ${be.w}x${be.h}`);
+  const nStar = await page.locator("#n-star").innerText();
+  log(`costs: break-even at N* = ${nStar} requests, chart ${be.w}x${be.h}`);
   await page.screenshot({ path: path.join(shots, "costs.png"), fullPage: true });
+
+  step = "datasets";
+  await Promise.all([page.waitForURL(/\/ui\/datasets$/), page.click("nav a[href='/ui/datasets']")]);
+  await page.locator("tr.rec").first().waitFor();
+  await page.screenshot({ path: path.join(shots, "datasets.png") });
+  await Promise.all([page.waitForURL(/\/ui\/datasets\/.+\/.+/), page.locator("tr.rec td:nth-child(3)").first().click()]);
+  const hist = await canvasSize("[data-chart=histogram] canvas");
+  check(hist.w > 100 && hist.h > 50, `the token-length histogram has size ${hist.w}x${hist.h}`);
+  const bars = await page.locator(".funnel-out").evaluateAll((els) => els.map((e) => e.getBoundingClientRect().width));
+  check(bars.length >= 4 && bars.every((w) => w > 0) && bars[bars.length - 1] < bars[0], "funnel bars: " + JSON.stringify(bars));
+  const drops = await page.locator(".funnel-reason").count();
+  check(drops >= 3, `the funnel shows ${drops} drop reasons, want at least 3`);
+  check((await page.locator(".sample .bubble").count()) >= 3, "the sample rows have no chat bubbles");
+  log(`dataset: histogram ${hist.w}x${hist.h}, ${bars.length} funnel stages, ${drops} drop reasons`);
+  await page.screenshot({ path: path.join(shots, "dataset.png"), fullPage: true });
+
+  step = "training";
+  await Promise.all([page.waitForURL(/\/ui\/training$/), page.click("nav a[href='/ui/training']")]);
+  await page.locator("tr.rec").first().waitFor();
+  await page.screenshot({ path: path.join(shots, "training.png") });
+  await Promise.all([page.waitForURL(/\/ui\/training\/.+/), page.locator("tr.rec:has(.status.ok) td:nth-child(4)").first().click()]);
+  const loss = await canvasSize("[data-chart=loss] canvas");
+  check(loss.w > 100 && loss.h > 50, `the loss chart has size ${loss.w}x${loss.h}`);
+  const lossLegend = await page.locator("[data-chart=loss] .u-legend").innerText();
+  check(lossLegend.includes("Train") && lossLegend.includes("Validation"), "the loss chart's legend: " + lossLegend);
+  await page.screenshot({ path: path.join(shots, "job.png"), fullPage: true });
+
+  step = "training: live job";
+  await page.goto(url + "/ui/training");
+  await Promise.all([page.waitForURL(/\/ui\/training\/.+/), page.locator("tr.rec:has(.status.warn) td:nth-child(4)").first().click()]);
+  await canvasSize("[data-chart=loss] canvas");
+  const points = () => page.evaluate(() => document.querySelector("[data-chart=loss]").loss.data[0].length);
+  const before = await points();
+  if (liveJob) {
+    // The run writes more steps; the page's next poll (every 3 s) draws them.
+    const j = JSON.parse(fs.readFileSync(liveJob, "utf8"));
+    for (let s = j.step + 1; s <= j.step + 10; s++) j.train_loss.push({ step: s, loss: 1.5 + 1 / s });
+    j.step += 10;
+    fs.writeFileSync(liveJob + ".tmp", JSON.stringify(j));
+    fs.renameSync(liveJob + ".tmp", liveJob);
+    await page.waitForFunction((n) => document.querySelector("[data-chart=loss]").loss.data[0].length > n, before, { timeout: 10000 });
+    log(`live job: ${before} → ${await points()} steps after a poll`);
+  }
+
+  step = "evals";
+  await Promise.all([page.waitForURL(/\/ui\/evals$/), page.click("nav a[href='/ui/evals']")]);
+  await page.locator("tr.rec").first().waitFor();
+  await Promise.all([page.waitForURL(/\/ui\/evals\/.+/), page.locator("tr.rec td:nth-child(3)").first().click()]);
+  const metrics = await page.locator("[data-chart=metric]").count();
+  check(metrics >= 4, `the eval shows ${metrics} metric charts`);
+  for (let i = 0; i < metrics; i++) {
+    const s = await canvasSize(`[data-chart=metric][data-index="${i}"] canvas`);
+    check(s.w > 100 && s.h > 50, `metric chart ${i} has size ${s.w}x${s.h}`);
+  }
+  for (const name of ["winrate", "latency"]) {
+    const s = await canvasSize(`[data-chart=${name}] canvas`);
+    check(s.w > 100 && s.h > 50, `the eval's ${name} chart has size ${s.w}x${s.h}`);
+  }
+  check((await page.locator(".side-by-side .answer").count()) >= 4, "no answers side by side");
+  log(`eval: ${metrics} metric charts, win rate and latency drawn`);
+  await page.screenshot({ path: path.join(shots, "eval.png"), fullPage: true });
+
+  step = "routes";
+  await Promise.all([page.waitForURL(/\/ui\/routes$/), page.click("nav a[href='/ui/routes']")]);
+  await page.locator(".split-bar").first().waitFor();
+  await page.screenshot({ path: path.join(shots, "routes.png") });
+  await Promise.all([page.waitForURL(/\/ui\/routes\/support-bot/), page.click("a[href='/ui/routes/support-bot']")]);
+  for (const name of ["split", "escalations"]) {
+    const s = await canvasSize(`[data-chart=${name}] canvas`);
+    check(s.w > 100 && s.h > 50, `the route's ${name} chart has size ${s.w}x${s.h}`);
+  }
+  const splitLegend = await page.locator("[data-chart=split] .u-legend").innerText();
+  check(splitLegend.includes("teacher") && splitLegend.includes("student"), "the split chart's legend does not name the arms: " + splitLegend);
+  const events = await page.locator(".timeline .event").count();
+  const rollbacks = await page.locator(".timeline .event.rollback").count();
+  check(events === 3 && rollbacks === 1, `the history shows ${events} versions and ${rollbacks} rollbacks, want 3 and 1`);
+  log(`route: split and escalations drawn, ${events} versions in the history`);
+  await page.screenshot({ path: path.join(shots, "route.png"), fullPage: true });
 
   step = "page errors";
   check(problems.length === 0, problems.join("\n"));

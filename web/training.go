@@ -1,0 +1,310 @@
+package web
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// trainJob is the job.json a training run writes into its output directory
+// (train.Job). It is decoded here rather than imported so that the dashboard
+// does not link the training package's ML runtime; web's tests write it with
+// train.DirStore to keep the two in step.
+type trainJob struct {
+	ID      string          `json:"id"`
+	Status  string          `json:"status"`
+	Error   string          `json:"error"`
+	Config  json.RawMessage `json:"config"`
+	Created time.Time       `json:"created"`
+	Updated time.Time       `json:"updated"`
+
+	Step        int         `json:"step"`
+	ResumedFrom int         `json:"resumed_from"`
+	Steps       int         `json:"steps"`
+	Train       []lossPoint `json:"train_loss"`
+	Val         []lossPoint `json:"val_loss"`
+
+	TrainExamples int   `json:"train_examples"`
+	ValExamples   int   `json:"val_examples"`
+	Truncated     int   `json:"truncated"`
+	Dropped       int   `json:"dropped"`
+	Tokens        int64 `json:"tokens"`
+
+	Device          string            `json:"device"`
+	DeviceSeconds   float64           `json:"device_seconds"`
+	TokensPerSecond float64           `json:"tokens_per_second"`
+	Cost            float64           `json:"cost_usd"`
+	Artifacts       map[string]string `json:"artifacts"`
+
+	// From Config, for the list.
+	Base string `json:"-"`
+	Rank int    `json:"-"`
+	Full bool   `json:"-"`
+	Dir  string `json:"-"`
+}
+
+type lossPoint struct {
+	Step int     `json:"step"`
+	Loss float64 `json:"loss"`
+}
+
+// jobsDepth is how deep below the data dir job.json files are looked for
+// (DATA/jobs/NAME/job.json is two directories down).
+const jobsDepth = 3
+
+// listJobs finds every job.json under dir, newest first. Dataset and eval
+// directories and checkpoints are skipped: they hold no jobs.
+func listJobs(dir string) ([]*trainJob, error) {
+	var jobs []*trainJob
+	root := filepath.Clean(dir)
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && path == root {
+				return fs.SkipAll
+			}
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		depth := strings.Count(rel, string(filepath.Separator)) + 1
+		if d.IsDir() {
+			switch {
+			case path == root:
+				return nil
+			case depth == 1 && (d.Name() == "datasets" || d.Name() == "evals"),
+				d.Name() == "checkpoint", strings.HasPrefix(d.Name(), "."), depth > jobsDepth:
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if d.Name() != "job.json" || depth < 2 {
+			return nil
+		}
+		j, err := readJob(path)
+		if err != nil {
+			return err
+		}
+		jobs = append(jobs, j)
+		return nil
+	})
+	slices.SortFunc(jobs, func(a, b *trainJob) int {
+		return cmp.Or(b.Created.Compare(a.Created), strings.Compare(a.ID, b.ID))
+	})
+	return jobs, err
+}
+
+func readJob(path string) (*trainJob, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var j trainJob
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, fmt.Errorf("training job %s is damaged: %w (a run rewrites it at every evaluation)", path, err)
+	}
+	var cfg struct {
+		Base string `json:"base"`
+		Full bool   `json:"full"`
+		LoRA struct {
+			Rank int
+		} `json:"lora"`
+	}
+	_ = json.Unmarshal(j.Config, &cfg)
+	j.Base, j.Rank, j.Full, j.Dir = cfg.Base, cfg.LoRA.Rank, cfg.Full, filepath.Dir(path)
+	if j.ID == "" {
+		j.ID = filepath.Base(j.Dir)
+	}
+	return &j, nil
+}
+
+func jobHref(j *trainJob) string { return "/ui/training/" + url.PathEscape(j.ID) }
+
+// Running reports whether the job is still training (its page polls).
+func (j *trainJob) Running() bool { return j.Status == "running" }
+
+// StatusClass is the pill colour of the job's status.
+func (j *trainJob) StatusClass() string {
+	switch j.Status {
+	case "succeeded", "stopped_early":
+		return "ok"
+	case "running", "interrupted":
+		return "warn"
+	case "failed":
+		return "err"
+	}
+	return "unknown"
+}
+
+// Progress is the fraction of planned steps done.
+func (j *trainJob) Progress() float64 {
+	if j.Steps == 0 {
+		return 0
+	}
+	return min(1, float64(j.Step)/float64(j.Steps))
+}
+
+// LastTrain and BestVal are the loss numbers of the job's header.
+func (j *trainJob) LastTrain() *float64 {
+	if len(j.Train) == 0 {
+		return nil
+	}
+	return &j.Train[len(j.Train)-1].Loss
+}
+
+func (j *trainJob) BestVal() *float64 {
+	if len(j.Val) == 0 {
+		return nil
+	}
+	best := j.Val[0].Loss
+	for _, p := range j.Val {
+		best = min(best, p.Loss)
+	}
+	return &best
+}
+
+type jobsPage struct {
+	Dir  string
+	Jobs []jobRow
+}
+
+type jobRow struct {
+	*trainJob
+	Href string
+}
+
+func (h *Handler) handleJobs(w http.ResponseWriter, r *http.Request) {
+	jobs, err := listJobs(h.opts.DataDir)
+	if err != nil {
+		h.fail(w, r, http.StatusInternalServerError, "List training jobs under "+h.opts.DataDir+": a job could not be read.", err)
+		return
+	}
+	p := jobsPage{Dir: h.opts.DataDir}
+	for _, j := range jobs {
+		p.Jobs = append(p.Jobs, jobRow{j, jobHref(j)})
+	}
+	h.render(w, r, http.StatusOK, "training", "Training", "Training", p)
+}
+
+// jobPage is one job: loss curves, numbers, config and artifacts.
+type jobPage struct {
+	Job       *trainJob
+	Href      string
+	Config    []keyValue
+	Artifacts []keyValue
+	Loss      lossChart
+}
+
+// lossChart is the job's loss curves on one step axis, as app.js draws them
+// (val is null between evaluations).
+type lossChart struct {
+	Steps []int      `json:"steps"`
+	Train []*float64 `json:"train"`
+	Val   []*float64 `json:"val"`
+}
+
+func (j *trainJob) lossChart() lossChart {
+	at := map[int]int{}
+	var steps []int
+	for _, ps := range [][]lossPoint{j.Train, j.Val} {
+		for _, p := range ps {
+			if _, ok := at[p.Step]; !ok {
+				at[p.Step] = 0
+				steps = append(steps, p.Step)
+			}
+		}
+	}
+	slices.Sort(steps)
+	c := lossChart{Steps: steps, Train: make([]*float64, len(steps)), Val: make([]*float64, len(steps))}
+	for i, s := range steps {
+		at[s] = i
+	}
+	for _, p := range j.Train {
+		c.Train[at[p.Step]] = &p.Loss
+	}
+	for _, p := range j.Val {
+		c.Val[at[p.Step]] = &p.Loss
+	}
+	if c.Steps == nil {
+		c.Steps = []int{}
+	}
+	return c
+}
+
+func (h *Handler) findJob(id string) (*trainJob, error) {
+	jobs, err := listJobs(h.opts.DataDir)
+	for _, j := range jobs {
+		if j.ID == id {
+			return j, nil
+		}
+	}
+	return nil, err
+}
+
+func (h *Handler) handleJob(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	j, err := h.findJob(id)
+	if j == nil {
+		if err != nil {
+			h.fail(w, r, http.StatusInternalServerError, "List training jobs under "+h.opts.DataDir+": a job could not be read.", err)
+			return
+		}
+		h.fail(w, r, http.StatusNotFound, fmt.Sprintf("No training job %q under %s. A job appears once `foundry train` has written job.json to its --out directory there.", id, h.opts.DataDir), nil)
+		return
+	}
+	p := jobPage{Job: j, Href: jobHref(j), Loss: j.lossChart()}
+	p.Config = configValues(j.Config)
+	for k, v := range j.Artifacts {
+		p.Artifacts = append(p.Artifacts, keyValue{k, v})
+	}
+	sortKeyValues(p.Artifacts)
+	if isHTMX(r) {
+		h.renderPart(w, r, "job", "job-live", p)
+		return
+	}
+	h.render(w, r, http.StatusOK, "job", "Training", "Job "+j.ID, p)
+}
+
+// configValues flattens a job's config to "lora.Rank: 16" lines.
+func configValues(raw json.RawMessage) []keyValue {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return nil
+	}
+	var out []keyValue
+	for k, v := range m {
+		var sub map[string]json.RawMessage
+		if json.Unmarshal(v, &sub) == nil {
+			for sk, sv := range sub {
+				out = append(out, keyValue{k + "." + sk, compactJSON(sv)})
+			}
+			continue
+		}
+		out = append(out, keyValue{k, compactJSON(v)})
+	}
+	sortKeyValues(out)
+	return out
+}
+
+func compactJSON(v json.RawMessage) string {
+	if string(v) == "null" {
+		return "—"
+	}
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		return s
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, v) != nil {
+		return string(v)
+	}
+	return b.String()
+}
