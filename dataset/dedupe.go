@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"unsafe"
 )
 
 // DedupeSpec configures the Dedupe stage.
@@ -179,7 +180,7 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 		ri := rows.add()
 		*ri = rowInfo{leader: i, kind: kindLeader, score: s, judge: js, when: uint32(max(ex.Meta.CreatedAt.Unix(), 0))}
 
-		h := norm.normalize(ex.Text(d.spec.Field))
+		h := norm.normalizeExample(ex, d.spec.Field)
 		if *d.spec.Exact {
 			if l, ok := exact.get(h); ok {
 				ri.kind = kindExact
@@ -247,6 +248,8 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("dedupe spool: %w", err)
 	}
+	// What the per-row state cost, for the funnel (bench/dataset reports it per row).
+	out.Count("index bytes", int64(len(exact.keys))*12+int64(len(bandIdx.slots))*8+int64(len(rows.chunks))*rowChunk*int64(unsafe.Sizeof(rowInfo{})))
 	exact.release() // free the indexes before replaying
 	bandIdx.release()
 	exact, bandIdx = nil, nil

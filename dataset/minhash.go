@@ -15,19 +15,62 @@ type normalizer struct {
 	buf   []byte
 	words []uint64 // xxhash of each word of buf
 	sh    []uint64 // shingle hashes
+	start int      // start in buf of the word being read, or -1
 }
 
 // normalize fills n.buf with the normalised text and n.words with its word
 // hashes, and returns the exact-duplicate hash (never 0).
 func (n *normalizer) normalize(s string) uint64 {
-	n.buf, n.words = n.buf[:0], n.words[:0]
-	start := -1
-	endWord := func() {
-		if start >= 0 {
-			n.words = append(n.words, xxhash.Sum64(n.buf[start:]))
-			start = -1
+	n.reset()
+	n.feed(s)
+	return n.finish()
+}
+
+// normalizeExample normalises the text of ex's messages selected by field
+// (see Example.Text) without building the joined string.
+func (n *normalizer) normalizeExample(ex *Example, field string) uint64 {
+	n.reset()
+	last := len(ex.Messages) - 1
+	for i := range ex.Messages {
+		m := &ex.Messages[i]
+		answer := i == last && m.Role == "assistant"
+		switch field {
+		case "prompt":
+			if answer {
+				continue
+			}
+		case "answer":
+			if !answer {
+				continue
+			}
+		case "dialogue", "":
+			if m.Role == "system" || m.Role == "developer" {
+				continue
+			}
+		}
+		if m.Content.Parts == nil {
+			n.feed(m.Content.Text)
+		} else {
+			for _, p := range m.Content.Parts {
+				if p.Type == "text" {
+					n.feed(p.Text)
+				}
+			}
+		}
+		for _, c := range m.ToolCalls {
+			n.feed(c.Function.Name)
+			n.feed(c.Function.Arguments)
 		}
 	}
+	return n.finish()
+}
+
+func (n *normalizer) reset() {
+	n.buf, n.words, n.start = n.buf[:0], n.words[:0], -1
+}
+
+// feed adds text; the end of each piece ends a word.
+func (n *normalizer) feed(s string) {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
@@ -37,33 +80,42 @@ func (n *normalizer) normalize(s string) uint64 {
 			case 'A' <= c && c <= 'Z':
 				c += 'a' - 'A'
 			default:
-				endWord()
+				n.endWord()
 				continue
 			}
-			if start < 0 {
-				if len(n.buf) > 0 {
-					n.buf = append(n.buf, ' ')
-				}
-				start = len(n.buf)
-			}
+			n.startWord()
 			n.buf = append(n.buf, c)
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		i += size
 		if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
-			endWord()
+			n.endWord()
 			continue
 		}
-		if start < 0 {
-			if len(n.buf) > 0 {
-				n.buf = append(n.buf, ' ')
-			}
-			start = len(n.buf)
-		}
+		n.startWord()
 		n.buf = utf8.AppendRune(n.buf, unicode.ToLower(r))
 	}
-	endWord()
+	n.endWord()
+}
+
+func (n *normalizer) startWord() {
+	if n.start < 0 {
+		if len(n.buf) > 0 {
+			n.buf = append(n.buf, ' ')
+		}
+		n.start = len(n.buf)
+	}
+}
+
+func (n *normalizer) endWord() {
+	if n.start >= 0 {
+		n.words = append(n.words, xxhash.Sum64(n.buf[n.start:]))
+		n.start = -1
+	}
+}
+
+func (n *normalizer) finish() uint64 {
 	h := xxhash.Sum64(n.buf)
 	if h == 0 {
 		h = 1

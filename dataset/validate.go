@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -86,9 +87,9 @@ func Validate(spec ValidateSpec) (Stage, error) {
 		}
 	}
 	for _, p := range append(append([]string(nil), DefaultRefusalPhrases...), spec.RefusalPhrases...) {
-		v.refusals = append(v.refusals, strings.ToLower(p))
+		v.refusals = append(v.refusals, []byte(strings.ToLower(p)))
 	}
-	return RowStage{StageName: "validate", Decide: v.decide, Workers: 2}, nil
+	return RowStage{StageName: "validate", Decide: v.decide}, nil
 }
 
 type validator struct {
@@ -96,7 +97,7 @@ type validator struct {
 	must     []*regexp.Regexp
 	mustNot  []*regexp.Regexp
 	schema   *jsonschema.Schema
-	refusals []string
+	refusals [][]byte
 }
 
 // Drop reasons of the validate stage.
@@ -181,14 +182,27 @@ func (v *validator) decide(_ context.Context, ex *Example, _ *Out) (string, stri
 
 // refusal returns the refusal phrase found at the start of text, or "".
 func (v *validator) refusal(text string) string {
-	head := text
-	if len(head) > refusalWindow {
-		head = head[:refusalWindow]
+	if len(text) > refusalWindow {
+		text = text[:refusalWindow]
 	}
-	head = strings.ToLower(strings.ReplaceAll(head, "’", "'"))
+	// Lowercase ASCII into a stack buffer (no allocation per row); other
+	// text takes the general path.
+	var buf [refusalWindow]byte
+	head := buf[:len(text)]
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if c >= 0x80 {
+			head = []byte(strings.ToLower(strings.ReplaceAll(text, "’", "'")))
+			break
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		head[i] = c
+	}
 	for _, p := range v.refusals {
-		if strings.Contains(head, p) {
-			return p
+		if bytes.Contains(head, p) {
+			return string(p)
 		}
 	}
 	return ""

@@ -49,6 +49,7 @@ func main() {
 		db    = flag.String("db", "", "internal: store path")
 		depth = flag.Int("stages", 0, "internal: how many stages after select")
 		prof  = flag.String("cpuprofile", "", "with -mode full: write a CPU profile here")
+		gogc  = flag.Int("gogc", 400, "GC percent of the measuring processes (foundry dataset build uses 400)")
 	)
 	flag.Parse()
 	ctx := context.Background()
@@ -67,9 +68,10 @@ func main() {
 			pprof.StartCPUProfile(f)
 			defer pprof.StopCPUProfile()
 		}
+		debug.SetGCPercent(*gogc)
 		err = measure(ctx, *db, *mode, *depth)
 	default:
-		err = orchestrate(ctx, log, *sizes, *dir, *out)
+		err = orchestrate(ctx, log, *sizes, *dir, *out, *gogc)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
@@ -100,7 +102,8 @@ type sizeReport struct {
 	StageCPUus   map[string]float64 `json:"stage_cpu_us_per_record"`
 }
 
-func orchestrate(ctx context.Context, log *slog.Logger, sizes, dir, out string) error {
+func orchestrate(ctx context.Context, log *slog.Logger, sizes, dir, out string, gogc int) error {
+	gc := strconv.Itoa(gogc)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -126,14 +129,14 @@ func orchestrate(ctx context.Context, log *slog.Logger, sizes, dir, out string) 
 			rep.GenerateS = time.Since(start).Seconds()
 			log.Info("generated", "records", n, "seconds", rep.GenerateS, "records/s", float64(n)/rep.GenerateS)
 		}
-		if err := child(ctx, self, &rep.Full, "-mode", "full", "-db", path, "-stages", "4"); err != nil {
+		if err := child(ctx, self, &rep.Full, "-mode", "full", "-db", path, "-stages", "4", "-gogc", gc); err != nil {
 			return err
 		}
 		log.Info("full pipeline", "records", n, "records/s", float64(rep.Full.Records)/rep.Full.WallS, "peak_rss_mib", rep.Full.PeakRSSMiB)
 		prev := 0.0
 		for k := 0; k <= 4; k++ {
 			var r result
-			if err := child(ctx, self, &r, "-mode", "prefix", "-db", path, "-stages", strconv.Itoa(k)); err != nil {
+			if err := child(ctx, self, &r, "-mode", "prefix", "-db", path, "-stages", strconv.Itoa(k), "-gogc", gc); err != nil {
 				return err
 			}
 			per := (r.CPUS - prev) / float64(r.Records)
@@ -200,7 +203,6 @@ func child(ctx context.Context, self string, into *result, args ...string) error
 // measure runs select and the first depth stages (all with -mode full) and
 // prints a result.
 func measure(ctx context.Context, path, mode string, depth int) error {
-	debug.SetGCPercent(200) // as foundry dataset build does
 	st, err := sqlite.Open(ctx, path)
 	if err != nil {
 		return err

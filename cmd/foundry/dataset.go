@@ -140,9 +140,10 @@ func newDatasetBuildCmd() *cobra.Command {
 					defer st.Close()
 				}
 			}
-			// Decoding JSON makes short-lived garbage while the dedupe index is
-			// long-lived; a higher GC target trades some memory for ~25% speed.
-			debug.SetGCPercent(200)
+			// Decoding JSON makes much short-lived garbage and little live heap
+			// (dedupe's index lives off the heap): a higher GC target costs ~30 MiB
+			// and saves ~20% CPU (bench/dataset).
+			debug.SetGCPercent(400)
 			total := int64(-1)
 			if st != nil {
 				total, _ = dataset.CountSource(ctx, spec, st)
