@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/foundryhq/foundry/safetensors"
 )
 
 // TestResumeExact: training 8 steps straight, and training 4, stopping
@@ -96,4 +98,48 @@ func TestAccumulation(t *testing.T) {
 			t.Fatalf("step %d: loss %.7f with batch 4 vs %.7f with 2×2 accumulation", i+1, one.Train[i].Loss, two.Train[i].Loss)
 		}
 	}
+}
+
+// TestEarlyStopping: validation data that contradicts the training data
+// (same prompts, opposite answers) improves while the shared chat format is
+// learned, then gets worse; the run stops after Patience evaluations
+// without improvement and keeps the adapter of the best evaluation, not the last.
+func TestEarlyStopping(t *testing.T) {
+	b := testBackend(t)
+	dir, cfg := tinyModelDir(t, 23)
+	scaleHead(t, dir, 25)
+	words, _, _ := taskWords(9)
+	tmp := t.TempDir()
+	data, val := filepath.Join(tmp, "train.jsonl"), filepath.Join(tmp, "val.jsonl")
+	var tr, va [][2]string
+	for _, w := range words[:16] {
+		tr, va = append(tr, [2]string{w, "yes"}), append(va, [2]string{w, "no"})
+	}
+	writeJSONL(t, data, tr)
+	writeJSONL(t, val, va)
+	out := filepath.Join(tmp, "out")
+	job, err := Run(t.Context(), Config{Base: dir, Data: data, Val: val, Out: out, LoRA: LoRA{Rank: 4, Alpha: 8},
+		LR: 1e-2, Batch: 4, Epochs: 5, EvalEvery: 2, Patience: 2, Seed: 1}, Options{Backend: b})
+	mustf(t, err, "train")
+	best := 0
+	for i, p := range job.Val {
+		if p.Loss < job.Val[best].Loss {
+			best = i
+		}
+	}
+	if job.Status != StatusStoppedEarly || job.Step >= job.Steps || len(job.Val) != best+3 {
+		t.Fatalf("status %s at step %d of %d with validation %v; want stopped_early two evaluations after the best", job.Status, job.Step, job.Steps, job.Val)
+	}
+	// The kept adapter is not the last one (the checkpoint holds the last).
+	a, err := LoadAdapter(out, cfg)
+	mustf(t, err, "load adapter")
+	f, err := safetensors.Open(filepath.Join(out, "checkpoint", "state.safetensors"))
+	mustf(t, err, "open checkpoint")
+	defer f.Close()
+	last, _, err := f.Float32("/model/layers/0/self_attn/q_proj/lora_B")
+	mustf(t, err, "read checkpoint")
+	if slices.Equal(last, a.Modules["model.layers.0.self_attn.q_proj"].B) {
+		t.Fatal("the adapter kept is the last one, not the best")
+	}
+	t.Logf("stopped at step %d of %d; best validation loss %.4f at step %d", job.Step, job.Steps, job.Val[best].Loss, job.Val[best].Step)
 }

@@ -319,6 +319,12 @@ func Run(ctx context.Context, cfg Config, opts Options) (job *Job, err error) {
 		st.Val = append(st.Val, Point{0, vl})
 		job.Val = st.Val
 		log.Info("train: before training", "val_loss", round4(vl), "steps", steps, "train_examples", len(trainEx), "val_examples", len(valEx))
+		// The untrained adapter is the best so far: a run whose validation
+		// loss only rises still leaves the adapter that scored best.
+		st.BestVal, st.BestStep = vl, 0
+		if err := saveOutput(); err != nil {
+			return finish(StatusFailed, err)
+		}
 	}
 	for st.Step < steps {
 		if err := ctx.Err(); err != nil {
