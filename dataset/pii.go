@@ -311,7 +311,7 @@ func findDigitRuns(s string, add func(string, int, int)) {
 			nd += g
 		}
 		switch {
-		case seps == "." && len(groups) == 4 && ipv4(span):
+		case seps == "." && len(groups) == 4 && ipv4(span) && !afterVersionWord(s, start):
 			add(PIIIP, start, end)
 		case (seps == "" || seps == " " || seps == "-") && isCard(span, groups):
 			add(PIICard, start, end)
@@ -355,6 +355,25 @@ func scanNumber(s string, i int) (end int, groups []int, seps string) {
 	}
 	groups = append(groups, g)
 	return i, groups, seps
+}
+
+// afterVersionWord reports whether the word before s[i] names a version
+// ("version 4.3.2.1", "v 1.2.3.4", "build", "release"): dotted quads there
+// are versions, not addresses.
+func afterVersionWord(s string, i int) bool {
+	j := i
+	for j > 0 && s[j-1] == ' ' {
+		j--
+	}
+	k := j
+	for k > 0 && isAlnum(s[k-1]) {
+		k--
+	}
+	switch strings.ToLower(s[k:j]) {
+	case "version", "v", "ver", "build", "release", "firmware", "chapter", "section":
+		return true
+	}
+	return false
 }
 
 func ipv4(span string) bool {
@@ -624,6 +643,24 @@ func findSecrets(s string, add func(string, int, int)) {
 		}
 		off = end
 	}
+	// Passwords in URLs: scheme://user:password@host.
+	for off := 0; ; {
+		i := strings.Index(s[off:], "://")
+		if i < 0 {
+			break
+		}
+		i += off + 3
+		off = i
+		j := i
+		for j < len(s) && s[j] != '@' && s[j] != '/' && s[j] > ' ' {
+			j++
+		}
+		if j < len(s) && s[j] == '@' {
+			if c := strings.IndexByte(s[i:j], ':'); c >= 0 && j-(i+c+1) >= 1 {
+				add(PIISecret, i+c+1, j)
+			}
+		}
+	}
 	// Bearer tokens.
 	for off := 0; ; {
 		i := strings.Index(s[off:], "Bearer ")
@@ -667,12 +704,26 @@ var secretClass = func() (t [256]uint8) {
 	for _, p := range secretPrefixes {
 		t[p.prefix[0]] = 1
 	}
+	t['e'] = 1 // JWTs: eyJ...
 	t[':'], t['='] = 2, 2
 	return t
 }()
 
 // matchSecretPrefix returns the end of a known-format token at s[i], or 0.
 func matchSecretPrefix(s string, i int) int {
+	if strings.HasPrefix(s[i:], "eyJ") { // a JWT: three base64url parts
+		j, dots := i, 0
+		for j < len(s) && (tokenChar(s[j]) || s[j] == '.' && j+1 < len(s) && tokenChar(s[j+1])) {
+			if s[j] == '.' {
+				dots++
+			}
+			j++
+		}
+		if dots == 2 && j-i >= 30 {
+			return j
+		}
+		return 0
+	}
 	for _, p := range secretPrefixes {
 		if !strings.HasPrefix(s[i:], p.prefix) {
 			continue
