@@ -76,6 +76,7 @@
     usd: (vals) => { const d = decimals(vals); return vals.map((v) => "$" + v.toFixed(d)); },
     num: (vals) => vals.map((v) => compact.format(v)),
     pct: (vals) => { const d = Math.max(0, decimals(vals) - 2); return vals.map((v) => (v * 100).toFixed(d) + "%"); },
+    ms: (vals) => vals.map((v) => (v >= 1000 ? compact.format(v / 1000) + " s" : compact.format(v) + " ms")),
   };
   function axes(kind) {
     const grid = { stroke: css("--line"), width: 1 };
@@ -145,7 +146,7 @@
   }
 
   // --- Category charts: x is an index, the axis shows each one's name. ----
-  function categoryOpts(labels, kind, yRange) {
+  function categoryOpts(labels, kind, yRange, xLabel) {
     const ax = axes(kind);
     ax[0] = Object.assign({}, ax[0], {
       splits: () => labels.map((_, i) => i),
@@ -155,7 +156,7 @@
     return {
       axes: ax,
       scales: { x: { time: false, range: () => [-0.5, labels.length - 0.5] }, y: { range: yRange } },
-      x: { label: "", value: (u, v) => (v == null ? "" : labels[v] ?? "") },
+      x: { label: xLabel || "Candidate", value: (u, v) => (v == null ? "—" : labels[v] ?? "") },
     };
   }
 
@@ -215,7 +216,7 @@
     const series = [o.x].concat(names.map((name, i) => ({
       label: name, fill: alpha(palette[i + 1], 0.85), stroke: palette[i + 1], width: 0, points: { show: false },
       paths: uPlot.paths.bars({ size: [0.7 / n, 48], gap: 2, align: n === 1 ? 0 : (i === 0 ? -1 : 1) }),
-      value: (u, v) => fmt(v),
+      value: (u, v, si, idx) => (idx == null ? rows[i].map(fmt).join(" / ") : fmt(v)),
     })));
     return plot(el, [labels.map((_, i) => i)].concat(rows), series, o.axes, { scales: o.scales });
   }
@@ -308,7 +309,7 @@
       // Evals
       metric: (el) => { const m = d.metrics[Number(el.dataset.index)]; return ciBars(el, m.names, m.stats, m.kind); },
       winrate: (el) => ciBars(el, d.win_rate.names, d.win_rate.stats, "pct", 0.5),
-      latency: (el) => groupedBars(el, d.candidates, ["p50", "p95"], [d.p50, d.p95], ms, "num"),
+      latency: (el) => groupedBars(el, d.candidates, ["p50", "p95"], [d.p50, d.p95], ms, "ms"),
       // Routes
       split: (el) => {
         if (!d.arms.length) return empty(el, "No calls to this route in this window.");
