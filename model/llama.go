@@ -23,6 +23,11 @@ type Options struct {
 	// DType is the dtype of variables the pass creates (only when the context
 	// has no loaded weights, e.g. training from scratch). Default Float32.
 	DType dtypes.DType
+	// Segments, int32 [batch, seq], packs several sequences into one row
+	// (training): a token attends only to earlier tokens with the same
+	// segment id. Pass positions that restart at each segment to Decoder.
+	// Full-sequence passes only (no cache); nil means one sequence per row.
+	Segments *Node
 }
 
 // Cache is a KV cache the forward pass reads and extends: K[l] and V[l] are
@@ -66,7 +71,7 @@ func Decoder(ctx *context.Context, cfg Config, tokens, positions *Node, cache *C
 	invFreq, scale := cfg.InvFreq()
 	cos, sin := nn.Rotary(positions, invFreq, scale, x.DType())
 	for l := range cfg.NumLayers {
-		b := block{cfg: cfg, ctx: mctx.In("layers").In(fmt.Sprint(l)), layer: l, hook: opts.Hook}
+		b := block{cfg: cfg, ctx: mctx.In("layers").In(fmt.Sprint(l)), layer: l, hook: opts.Hook, segments: opts.Segments}
 		x = b.Forward(x, cos, sin, positions, cache)
 	}
 	return nn.RMSNorm(mctx.In("norm"), x, cfg.RMSNormEps)
@@ -85,10 +90,11 @@ func Logits(ctx *context.Context, cfg Config, hidden *Node, opts Options) *Node 
 
 // block is one decoder layer: pre-norm attention and pre-norm SwiGLU MLP, each residual.
 type block struct {
-	cfg   Config
-	ctx   *context.Context
-	layer int
-	hook  nn.Hook
+	cfg      Config
+	ctx      *context.Context
+	layer    int
+	hook     nn.Hook
+	segments *Node // packed sequences, see Options.Segments
 }
 
 func (b block) Forward(x, cos, sin, positions *Node, cache *Cache) *Node {
@@ -127,6 +133,11 @@ func (b block) attention(x, cos, sin, positions *Node, cache *Cache) *Node {
 	switch {
 	case cache == nil || cache.Slot != nil: // causal within this sequence
 		mask = GreaterOrEqual(Iota(g, shapeI32(batch, seq, seq), 1), Iota(g, shapeI32(batch, seq, seq), 2))
+		if b.segments != nil && cache == nil { // block-diagonal: only within one packed sequence
+			seg := ConvertDType(b.segments, dtypes.Int32)
+			same := Equal(BroadcastToDims(InsertAxes(seg, 2), batch, seq, seq), BroadcastToDims(InsertAxes(seg, 1), batch, seq, seq))
+			mask = LogicalAnd(mask, same)
+		}
 		if cache != nil {
 			cache.K[b.layer] = writeSlot(cache.K[b.layer], k, cache.Slot, cache.Length)
 			cache.V[b.layer] = writeSlot(cache.V[b.layer], v, cache.Slot, cache.Length)

@@ -70,12 +70,15 @@ func Benchmark(ctx context.Context, b *engine.Backend, cfg Config, batch, seq, s
 
 // randomBatch is a random full batch (no padding), every position in the loss.
 func randomBatch(rows, seq, vocab int, r *rand.Rand) batch {
-	b := batch{B: rows, T: seq, Inputs: make([]int32, rows*seq), Targets: make([]int32, rows*seq), Weights: make([]float32, rows*seq)}
+	b := batch{B: rows, T: seq, Inputs: make([]int32, rows*seq), Targets: make([]int32, rows*seq), Weights: make([]float32, rows*seq),
+		Positions: make([]int32, rows*seq), Segments: make([]int32, rows*seq)}
 	for i := range b.Inputs {
 		b.Inputs[i] = int32(r.IntN(vocab))
 		b.Targets[i] = int32(r.IntN(vocab))
 		b.Weights[i] = 1
+		b.Positions[i] = int32(i % seq)
+		b.Segments[i] = 1
 	}
-	b.NTargets = rows * seq
+	b.NTargets, b.NTokens = rows*seq, rows*seq
 	return b
 }

@@ -208,13 +208,17 @@ func tokenizeExample(ex api.FineTuneExample, tok *tokenizer.Tokenizer, all bool)
 }
 
 // batch is a padded batch: inputs and targets [B, T] (targets shifted by
-// one), weights [B, T] 1 where the target is in the loss, 0 on padding.
+// one), weights [B, T] 1 where the target is in the loss, 0 on padding;
+// positions and segments [B, T] for packed rows (segment 0 is padding).
 type batch struct {
-	B, T     int
-	Inputs   []int32
-	Targets  []int32
-	Weights  []float32
-	NTargets int
+	B, T      int
+	Inputs    []int32
+	Targets   []int32
+	Weights   []float32
+	Positions []int32
+	Segments  []int32
+	NTargets  int
+	NTokens   int // real (non-padding) input positions
 }
 
 // lengthBucket rounds n up to a power of two from 16, capped at max: few
@@ -227,44 +231,106 @@ func lengthBucket(n, max int) int {
 	return min(b, max)
 }
 
-// makeBatch pads exs (at most size of them) into one batch of size rows.
-func makeBatch(exs []Example, size, maxLen int) batch {
+// makeBatch lays out rows (each one example, or several packed one after
+// another) as one batch of size rows, padded to a length bucket. A packed
+// example's positions restart at 0 and its last token has no target, so it
+// never predicts the next example's first token.
+func makeBatch(rows [][]Example, size, maxLen int) batch {
 	longest := 0
-	for _, e := range exs {
-		longest = max(longest, len(e.Tokens)-1)
+	for _, row := range rows {
+		n := 0
+		for _, e := range row {
+			n += len(e.Tokens) - 1
+		}
+		longest = max(longest, n)
 	}
 	T := lengthBucket(longest, maxLen)
-	b := batch{B: size, T: T, Inputs: make([]int32, size*T), Targets: make([]int32, size*T), Weights: make([]float32, size*T)}
-	for r, e := range exs {
-		for i := 0; i+1 < len(e.Tokens); i++ {
-			b.Inputs[r*T+i] = e.Tokens[i]
-			b.Targets[r*T+i] = e.Tokens[i+1]
-			if e.Mask[i+1] {
-				b.Weights[r*T+i] = 1
-				b.NTargets++
+	b := batch{B: size, T: T, Inputs: make([]int32, size*T), Targets: make([]int32, size*T), Weights: make([]float32, size*T),
+		Positions: make([]int32, size*T), Segments: make([]int32, size*T)}
+	for r, row := range rows {
+		at := r * T
+		for s, e := range row {
+			for i := 0; i+1 < len(e.Tokens); i++ {
+				b.Inputs[at] = e.Tokens[i]
+				b.Targets[at] = e.Tokens[i+1]
+				b.Positions[at] = int32(i)
+				b.Segments[at] = int32(s + 1)
+				if e.Mask[i+1] {
+					b.Weights[at] = 1
+					b.NTargets++
+				}
+				b.NTokens++
+				at++
 			}
+		}
+		for p := at; p < (r+1)*T; p++ { // padding: positions keep counting, segment 0
+			b.Positions[p] = int32(p - r*T)
 		}
 	}
 	return b
 }
 
-// epochBatches orders one epoch: a seeded shuffle, then, within windows of
-// 16 batches, examples sorted by length (so a batch pads little), then the
-// batches shuffled again. The same seed and epoch give the same batches.
-func epochBatches(exs []Example, size, maxLen int, seed uint64, epoch int) [][]int {
+// epochBatches orders one epoch into micro-batches of rows of example
+// indices: a seeded shuffle, then, within windows of 16 batches, examples
+// sorted by length (so a batch pads little), then the batches shuffled
+// again. With pack, examples are instead placed first-fit into the rows of
+// the current batch (each row holding up to maxLen tokens) in shuffled
+// order. The same seed and epoch give the same batches.
+func epochBatches(exs []Example, size, maxLen int, pack bool, seed uint64, epoch int) [][][]int {
 	r := rand.New(rand.NewPCG(seed, uint64(epoch)+0xe90c))
 	perm := r.Perm(len(exs))
+	var out [][][]int
+	if pack {
+		var rows [][]int
+		var fill []int
+		for _, i := range perm {
+			n := len(exs[i].Tokens) - 1
+			placed := false
+			for j := range rows {
+				if fill[j]+n <= maxLen {
+					rows[j], fill[j], placed = append(rows[j], i), fill[j]+n, true
+					break
+				}
+			}
+			if placed {
+				continue
+			}
+			if len(rows) == size {
+				out = append(out, rows)
+				rows, fill = nil, nil
+			}
+			rows, fill = append(rows, []int{i}), append(fill, n)
+		}
+		if len(rows) > 0 {
+			out = append(out, rows)
+		}
+		return out
+	}
 	window := size * 16
-	var out [][]int
 	for w := 0; w < len(perm); w += window {
 		win := slices.Clone(perm[w:min(w+window, len(perm))])
 		sort.SliceStable(win, func(i, j int) bool { return len(exs[win[i]].Tokens) < len(exs[win[j]].Tokens) })
 		for b := 0; b < len(win); b += size {
-			out = append(out, win[b:min(b+size, len(win))])
+			var rows [][]int
+			for _, i := range win[b:min(b+size, len(win))] {
+				rows = append(rows, []int{i})
+			}
+			out = append(out, rows)
 		}
 	}
 	r.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 	return out
+}
+
+// rowsOf resolves rows of example indices.
+func rowsOf(exs []Example, idx [][]int) [][]Example {
+	rows := make([][]Example, len(idx))
+	for r, row := range idx {
+		for _, i := range row {
+			rows[r] = append(rows[r], exs[i])
+		}
+	}
+	return rows
 }
 
 // splitValidation moves a seeded fraction of exs (at least one) to a validation set.

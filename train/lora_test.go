@@ -123,11 +123,11 @@ func TestLoRAGradients(t *testing.T) {
 	}
 	weights := tensors.FromFlatDataAndDimensions(wts, 1, len(wts))
 	lossExec, err := mlctx.NewExec(b, ctx, func(ctx *mlctx.Context, tok, tg, w *Node) *Node {
-		return batchLoss(ctx, cfg, opts, tok, tg, w, 5, true)
+		return batchLoss(ctx, cfg, opts, tok, nil, tg, w, 5, true)
 	})
 	mustf(t, err, "exec")
 	gradExec, err := mlctx.NewExec(b, ctx, func(ctx *mlctx.Context, in []*Node) []*Node {
-		loss := batchLoss(ctx, cfg, opts, in[0], in[1], in[2], 5, true)
+		loss := batchLoss(ctx, cfg, opts, in[0], nil, in[1], in[2], 5, true)
 		return append([]*Node{loss}, ctx.BuildTrainableVariablesGradientsGraph(loss)...)
 	})
 	mustf(t, err, "exec")
@@ -198,7 +198,7 @@ func TestChunkedCrossEntropy(t *testing.T) {
 	results := map[int][]float32{}
 	for _, chunk := range []int{n, 3} {
 		e, err := mlctx.NewExec(b, ctx, func(ctx *mlctx.Context, in []*Node) []*Node {
-			loss := batchLoss(ctx, cfg, model.Options{Hook: lora.Hook()}, in[0], in[1], in[2], chunk, true)
+			loss := batchLoss(ctx, cfg, model.Options{Hook: lora.Hook()}, in[0], nil, in[1], in[2], chunk, true)
 			g := ctx.BuildTrainableVariablesGradientsGraph(loss)
 			return []*Node{loss, g[0], g[len(g)-1]}
 		})

@@ -134,7 +134,7 @@ func lossAndGrads(t *testing.T, be *engine.Backend, base string, a *Adapter, ref
 	}
 	var vars []*mlctx.Variable
 	e, err := mlctx.NewExec(be, ctx, func(ctx *mlctx.Context, in []*Node) []*Node {
-		loss := DivScalar(batchLoss(ctx, m.Config, model.Options{Hook: a.LoRA.Hook()}, in[0], in[1], in[2], 5, true), total)
+		loss := DivScalar(batchLoss(ctx, m.Config, model.Options{Hook: a.LoRA.Hook()}, in[0], nil, in[1], in[2], 5, true), total)
 		g := loss.Graph()
 		vars = vars[:0]
 		for v := range ctx.IterVariables() {

@@ -113,18 +113,21 @@ func (s *session) close() {
 }
 
 // forwardLoss builds Σ weights·CE for one batch; rng non-nil turns on dropout.
-func (s *session) forwardLoss(ctx *mlctx.Context, tokens, targets, weights, rng *Node, withGrad bool) *Node {
-	opts := model.Options{DType: s.dtype}
+func (s *session) forwardLoss(ctx *mlctx.Context, tokens, positions, segments, targets, weights, rng *Node, withGrad bool) *Node {
+	opts := model.Options{DType: s.dtype, Segments: segments}
 	if !s.cfg.Full {
 		opts.Hook = (&loraHook{scale: s.cfg.LoRA.Scale(), dropout: s.cfg.LoRA.Dropout, rng: rng}).apply
 	}
-	return batchLoss(ctx, s.mcfg, opts, tokens, targets, weights, s.cfg.LossChunk, withGrad)
+	return batchLoss(ctx, s.mcfg, opts, tokens, positions, targets, weights, s.cfg.LossChunk, withGrad)
 }
 
-// batchLoss runs the model over tokens [B, T] and returns Σ weights·CE of
-// predicting targets (chunk positions of logits at a time).
-func batchLoss(ctx *mlctx.Context, cfg model.Config, opts model.Options, tokens, targets, weights *Node, chunk int, withGrad bool) *Node {
-	positions := Iota(tokens.Graph(), tokens.Shape(), 1)
+// batchLoss runs the model over tokens [B, T] at positions (nil: 0..T-1)
+// and returns Σ weights·CE of predicting targets (chunk positions of logits
+// at a time).
+func batchLoss(ctx *mlctx.Context, cfg model.Config, opts model.Options, tokens, positions, targets, weights *Node, chunk int, withGrad bool) *Node {
+	if positions == nil {
+		positions = Iota(tokens.Graph(), tokens.Shape(), 1)
+	}
 	hidden := model.Decoder(ctx, cfg, tokens, positions, nil, opts)
 	return crossEntropy(ctx, cfg, hidden, targets, weights, chunk, withGrad)
 }
@@ -132,10 +135,10 @@ func batchLoss(ctx *mlctx.Context, cfg model.Config, opts model.Options, tokens,
 func (s *session) compile() error {
 	step := func(apply bool) func(ctx *mlctx.Context, in []*Node) []*Node {
 		return func(ctx *mlctx.Context, in []*Node) []*Node {
-			tokens, targets, weights, invN, lr, rng := in[0], in[1], in[2], in[3], in[4], in[5]
+			tokens, targets, weights, positions, segments, invN, lr, rng := in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7]
 			g := tokens.Graph()
 			ctx.SetTraining(g, true)
-			lossSum := s.forwardLoss(ctx, tokens, targets, weights, rng, true)
+			lossSum := s.forwardLoss(ctx, tokens, positions, segments, targets, weights, rng, true)
 			grads := ctx.BuildTrainableVariablesGradientsGraph(Mul(lossSum, invN))
 			var vars []*mlctx.Variable
 			for v := range ctx.IterVariables() {
@@ -188,8 +191,8 @@ func (s *session) compile() error {
 	if s.accum, err = mlctx.NewExec(s.backend, s.ctx, step(false)); err != nil {
 		return err
 	}
-	s.eval, err = mlctx.NewExec(s.backend, s.ctx, func(ctx *mlctx.Context, tokens, targets, weights *Node) *Node {
-		return s.forwardLoss(ctx, tokens, targets, weights, nil, false)
+	s.eval, err = mlctx.NewExec(s.backend, s.ctx, func(ctx *mlctx.Context, tokens, targets, weights, positions, segments *Node) *Node {
+		return s.forwardLoss(ctx, tokens, positions, segments, targets, weights, nil, false)
 	})
 	return err
 }
@@ -220,6 +223,8 @@ func batchArgs(b batch) []any {
 		tensors.FromFlatDataAndDimensions(b.Inputs, b.B, b.T),
 		tensors.FromFlatDataAndDimensions(b.Targets, b.B, b.T),
 		tensors.FromFlatDataAndDimensions(b.Weights, b.B, b.T),
+		tensors.FromFlatDataAndDimensions(b.Positions, b.B, b.T),
+		tensors.FromFlatDataAndDimensions(b.Segments, b.B, b.T),
 	}
 }
 

@@ -42,11 +42,15 @@ type Config struct {
 	Accum       int     `json:"accum"` // micro-batches per optimizer step
 	MaxLen      int     `json:"max_len"`
 	Truncate    bool    `json:"truncate,omitempty"`
-	AllTokens   bool    `json:"all_tokens,omitempty"`
-	Warmup      float64 `json:"warmup"`   // fraction of the steps
-	Schedule    string  `json:"schedule"` // cosine, linear or constant (after warmup)
-	ClipNorm    float64 `json:"clip_norm"`
-	Seed        uint64  `json:"seed"`
+	// Pack places several examples in one row of MaxLen tokens, attending
+	// only within each (block-diagonal mask, positions restarting), instead
+	// of one padded example per row.
+	Pack      bool    `json:"pack,omitempty"`
+	AllTokens bool    `json:"all_tokens,omitempty"`
+	Warmup    float64 `json:"warmup"`   // fraction of the steps
+	Schedule  string  `json:"schedule"` // cosine, linear or constant (after warmup)
+	ClipNorm  float64 `json:"clip_norm"`
+	Seed      uint64  `json:"seed"`
 
 	EvalEvery int `json:"eval_every"` // steps between validation passes (and checkpoints)
 	Patience  int `json:"patience"`   // evaluations without improvement before stopping (0: never)
@@ -220,9 +224,9 @@ func Run(ctx context.Context, cfg Config, opts Options) (job *Job, err error) {
 	defer s.close()
 
 	// The whole run's micro-batches, fixed by the seed.
-	var micro [][]int
+	var micro [][][]int
 	for e := range cfg.Epochs {
-		micro = append(micro, epochBatches(trainEx, cfg.Batch, cfg.MaxLen, cfg.Seed, e)...)
+		micro = append(micro, epochBatches(trainEx, cfg.Batch, cfg.MaxLen, cfg.Pack, cfg.Seed, e)...)
 	}
 	steps := (len(micro) + cfg.Accum - 1) / cfg.Accum
 	if cfg.MaxSteps > 0 {
@@ -235,7 +239,11 @@ func Run(ctx context.Context, cfg Config, opts Options) (job *Job, err error) {
 	}
 	var valBatches []batch
 	for i := 0; i < len(valEx); i += cfg.Batch {
-		valBatches = append(valBatches, makeBatch(valEx[i:min(i+cfg.Batch, len(valEx))], cfg.Batch, cfg.MaxLen))
+		var rows [][]Example
+		for _, e := range valEx[i:min(i+cfg.Batch, len(valEx))] {
+			rows = append(rows, []Example{e})
+		}
+		valBatches = append(valBatches, makeBatch(rows, cfg.Batch, cfg.MaxLen))
 	}
 
 	now := time.Now().UTC()
@@ -334,15 +342,9 @@ func Run(ctx context.Context, cfg Config, opts Options) (job *Job, err error) {
 		batches := make([]batch, len(group))
 		targets := 0
 		for i, idx := range group {
-			exs := make([]Example, len(idx))
-			for j, k := range idx {
-				exs[j] = trainEx[k]
-			}
-			batches[i] = makeBatch(exs, cfg.Batch, cfg.MaxLen)
+			batches[i] = makeBatch(rowsOf(trainEx, idx), cfg.Batch, cfg.MaxLen)
 			targets += batches[i].NTargets
-			for _, e := range exs {
-				st.Tokens += int64(len(e.Tokens) - 1)
-			}
+			st.Tokens += int64(batches[i].NTokens)
 		}
 		lr := LearningRate(cfg.LR, cfg.Schedule, st.Step, warm, steps)
 		var lossSum float64

@@ -105,6 +105,7 @@ continues exactly where a run stopped.`,
 	f.IntVar(&cfg.MaxLen, "max-len", 1024, "longest example in tokens")
 	f.BoolVar(&cfg.Truncate, "truncate", false, "cut examples longer than --max-len instead of dropping them")
 	f.BoolVar(&cfg.AllTokens, "all-tokens", false, "loss on every token, not only the assistant's")
+	f.BoolVar(&cfg.Pack, "pack", false, "pack several examples into each row of --max-len tokens (block-diagonal attention) instead of padding one per row")
 	f.Float64Var(&cfg.Warmup, "warmup", 0.03, "linear warmup, as a fraction of the steps")
 	f.StringVar(&cfg.Schedule, "schedule", "cosine", "decay after warmup: cosine, linear or constant")
 	f.Float64Var(&cfg.ClipNorm, "clip", 1, "clip gradients to this global norm")
