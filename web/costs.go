@@ -131,12 +131,13 @@ func (h *Handler) breakEven(r *http.Request, win window) (*breakEvenView, error)
 			}
 		}
 	}
-	trainingNote := ""
-	if b.Training == "" {
+	training, trainingNote := 0.0, ""
+	fromForm := b.Training != ""
+	if !fromForm {
 		if jobs, err := listJobs(h.opts.DataDir); err == nil {
 			for _, j := range jobs {
 				if j.Status == "succeeded" || j.Status == "stopped_early" {
-					b.Training = strconv.FormatFloat(j.Cost, 'f', -1, 64)
+					training, b.Training = j.Cost, strconv.FormatFloat(j.Cost, 'g', 4, 64)
 					trainingNote = "training job " + j.ID
 					guessed = append(guessed, "the cost of training job "+j.ID)
 					break
@@ -151,8 +152,7 @@ func (h *Handler) breakEven(r *http.Request, win window) (*breakEvenView, error)
 		b.Problem = "Name a teacher and a student model to see when the student pays for its training. (A route with a canary or cascade of both fills them in.)"
 		return b, nil
 	}
-	training := 0.0
-	if b.Training != "" {
+	if fromForm {
 		v, err := strconv.ParseFloat(b.Training, 64)
 		if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
 			b.Problem = "Training cost " + strconv.Quote(b.Training) + " is not a number of US dollars: give e.g. 12.50."

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/foundryhq/foundry/route"
 )
 
 // chartJSON decodes a page's chart data into v.
@@ -99,6 +101,9 @@ func TestTrainingPages(t *testing.T) {
 	d := newDash(t, dashOpts{pages: true})
 	list := d.page("/ui/training")
 	escaped(t, "/ui/training", list)
+	if !strings.Contains(list, `hx-trigger="every 5s"`) {
+		t.Error("the jobs list does not poll while a job runs")
+	}
 	mustContain(t, "jobs list", list, `href="/ui/training/`+fxJob+`"`, `href="/ui/training/`+fxJobLive+`"`,
 		`<span class="status ok">succeeded</span>`, `<span class="status warn">running</span>`,
 		"tiny-llama-&lt;script&gt;", "120 / 120", "42m0s", fmtUSD(fxTrainUSD))
@@ -236,6 +241,24 @@ func TestRoutePages(t *testing.T) {
 	}
 	if code, _, body := d.get("/ui/routes/nope"); code != http.StatusNotFound || !strings.Contains(body, "foundry route set") {
 		t.Errorf("unknown route: status %d, want 404 with how to create one", code)
+	}
+}
+
+func TestRoutePageShowsLiveStats(t *testing.T) {
+	pass := route.Quality{Value: 0.875, N: 40}
+	d := newDash(t, dashOpts{pages: true, routeStats: func(name string) (route.Stats, bool) {
+		if name != fxRoute {
+			return route.Stats{}, false
+		}
+		return route.Stats{Route: fxRoute, Version: 3, Arms: []route.ArmStats{
+			{Arm: "teacher", Model: fxTeacher, Requests: 90, Errors: 1},
+			{Arm: "student", Model: fxStudent, Requests: 10, Escalations: 2, PassRate: &pass},
+		}}, true
+	}})
+	body := d.page("/ui/routes/" + fxRoute)
+	mustContain(t, "route page", body, "Live, since v3 went live", "<td>student</td><td class=\"num\">10</td>", "87.5% <span class=\"muted\">n=40</span>")
+	if body := d.page("/ui/routes/embeddings"); strings.Contains(body, "Live, since") {
+		t.Error("a route the router does not serve shows live numbers")
 	}
 }
 

@@ -176,6 +176,16 @@ type jobsPage struct {
 	Jobs []jobRow
 }
 
+// AnyRunning says the list polls: a running job's numbers change.
+func (p jobsPage) AnyRunning() bool {
+	for _, j := range p.Jobs {
+		if j.Running() {
+			return true
+		}
+	}
+	return false
+}
+
 type jobRow struct {
 	*trainJob
 	Href string

@@ -4,7 +4,9 @@
 // there is no build step at run time and no network needed in the browser.
 //
 // Pages read the store directly (the same store.Store the gateway writes);
-// filters use the management API's vocabulary (gateway.ParseQuery).
+// filters use the management API's vocabulary (gateway.ParseQuery). The
+// Datasets, Training and Evals pages read the files the CLI writes under
+// Options.DataDir, through the dataset and eval packages and job.json.
 package web
 
 import (

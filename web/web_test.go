@@ -21,6 +21,7 @@ import (
 	"github.com/foundryhq/foundry/gateway"
 	"github.com/foundryhq/foundry/pricing"
 	"github.com/foundryhq/foundry/provider"
+	"github.com/foundryhq/foundry/route"
 	popenai "github.com/foundryhq/foundry/provider/openai"
 	"github.com/foundryhq/foundry/store"
 	"github.com/foundryhq/foundry/upstreamtest"
@@ -46,6 +47,8 @@ type dashOpts struct {
 	flusher  interface{ Flush(context.Context) error }
 	st       store.Store
 	pages    bool // seed the Datasets, Training, Evals and Routes fixture
+	// routeStats stands in for the router's live numbers.
+	routeStats func(string) (route.Stats, bool)
 }
 
 func newDash(t *testing.T, o dashOpts) *dash {
@@ -75,7 +78,7 @@ func newDash(t *testing.T, o dashOpts) *dash {
 	}
 	now := o.now
 	New(Options{Store: o.st, AdminKey: o.adminKey, Flusher: o.flusher, Logger: log, Now: func() time.Time { return now },
-		DataDir: dataDir, Prices: fxPrices}).Mount(srv)
+		DataDir: dataDir, Prices: fxPrices, RouteStats: o.routeStats}).Mount(srv)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
 	d.URL = hs.URL

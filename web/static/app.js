@@ -117,7 +117,9 @@
       const c = (colors || palette)[i % palette.length];
       return { label: name, stroke: c, width: 2, fill: alpha(c, 0.12), spanGaps: false, points: { show: false }, value: (u, v) => fmt(v) };
     }));
-    return plot(el, [t].concat(rows), series, axes(kind));
+    // A rate with no errors at all still gets a readable axis (0–5%, not 0–10000%).
+    const extra = kind === "pct" ? { scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(max || 0, 0.05)] } } } : undefined;
+    return plot(el, [t].concat(rows), series, axes(kind), extra);
   }
 
   function plot(el, data, series, ax, extra) {
