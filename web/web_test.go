@@ -21,8 +21,8 @@ import (
 	"github.com/foundryhq/foundry/gateway"
 	"github.com/foundryhq/foundry/pricing"
 	"github.com/foundryhq/foundry/provider"
-	"github.com/foundryhq/foundry/route"
 	popenai "github.com/foundryhq/foundry/provider/openai"
+	"github.com/foundryhq/foundry/route"
 	"github.com/foundryhq/foundry/store"
 	"github.com/foundryhq/foundry/upstreamtest"
 )
