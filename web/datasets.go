@@ -3,6 +3,7 @@ package web
 import (
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -48,6 +49,29 @@ func (h *Handler) handleDatasets(w http.ResponseWriter, r *http.Request) {
 		p.Versions = append(p.Versions, row)
 	}
 	h.render(w, r, http.StatusOK, "datasets", "Datasets", "Datasets", p)
+}
+
+// datasetLink returns the page of the stored version a reference names:
+// NAME@HASH (an eval's data) or a path inside a version's directory (a
+// training job's data file), and the version's NAME@SHORT; "" when it
+// names none.
+func datasetLink(dataDir, ref string) (href, name string) {
+	if ref == "" {
+		return "", ""
+	}
+	vs, err := dataset.List(dataDir)
+	if err != nil {
+		return "", ""
+	}
+	dsName, hash, isRef := strings.Cut(ref, "@")
+	for _, v := range vs {
+		m := v.Manifest
+		if (isRef && m.Name == dsName && hash != "" && strings.HasPrefix(m.Hash, hash)) ||
+			(!isRef && strings.HasPrefix(filepath.Clean(ref), filepath.Clean(v.Dir)+string(filepath.Separator))) {
+			return datasetHref(m), m.Ref()
+		}
+	}
+	return "", ""
 }
 
 // sourceSummary names a spec's sources: "store (support-bot)", a file's base name.

@@ -68,11 +68,12 @@ func (h *Handler) handleEvals(w http.ResponseWriter, r *http.Request) {
 // evalPage is one eval: metric charts with intervals, win rates, latency,
 // and answers side by side.
 type evalPage struct {
-	S       *eval.Summary
-	Dir     string
-	Chart   evalChart
-	Samples []evalSample
-	Names   []string // candidates in summary order
+	S        *eval.Summary
+	Dir      string
+	Chart    evalChart
+	Samples  []evalSample
+	Names    []string // candidates in summary order
+	DataHref string   // the dataset version evaluated on, when it is stored here
 }
 
 // evalChart is what app.js draws: one small chart per metric, each a bar
@@ -137,6 +138,7 @@ func (h *Handler) handleEval(w http.ResponseWriter, r *http.Request) {
 	}
 	p := evalPage{S: s, Dir: filepath.Join(dir, id), Chart: viewEvalChart(s)}
 	p.Names = p.Chart.Candidates
+	p.DataHref, _ = datasetLink(h.opts.DataDir, s.Data)
 	for _, smp := range s.Samples {
 		es := evalSample{Example: smp.Example, Prompt: smp.Prompt, Reference: smp.Reference}
 		for _, name := range p.Names {

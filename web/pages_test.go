@@ -115,7 +115,7 @@ func TestTrainingPages(t *testing.T) {
 	path := "/ui/training/" + fxJob
 	body := d.page(path)
 	escaped(t, path, body)
-	mustContain(t, "job page", body, `data-chart="loss"`, "LoRA rank 8", "<dt>lora.Rank</dt><dd><code>8</code></dd>",
+	mustContain(t, "job page", body, `on <a href="/ui/datasets/`+fxDataset+`/`+d.fx.dataset.Manifest.Short()+`">`, `data-chart="loss"`, "LoRA rank 8", "<dt>lora.Rank</dt><dd><code>8</code></dd>",
 		"<dt>adapter</dt>", "job.json", "<dt>lr</dt>")
 	if strings.Contains(body, `hx-trigger="every`) {
 		t.Error("a finished job's page still polls")
@@ -161,7 +161,7 @@ func TestEvalPages(t *testing.T) {
 	path := "/ui/evals/" + fxEval
 	body := d.page(path)
 	escaped(t, path, body)
-	mustContain(t, "eval page", body, `data-chart="metric"`, `data-chart="winrate"`, `data-chart="latency"`,
+	mustContain(t, "eval page", body, `<a href="/ui/datasets/`+fxDataset+`/`+d.fx.dataset.Manifest.Short()+`">`, `data-chart="metric"`, `data-chart="winrate"`, `data-chart="latency"`,
 		"Win rate vs "+fxTeacher, "<td class=\"num\">22</td>", // the tally
 		`class="answer match"`, `class="answer miss"`, `class="answer failed"`, // side by side, judged against the reference
 		"&lt;script&gt;alert(1)&lt;/script&gt;")

@@ -211,6 +211,8 @@ type jobPage struct {
 	Config    []keyValue
 	Artifacts []keyValue
 	Loss      lossChart
+	DataHref  string // the dataset version trained on, when it is stored here
+	DataRef   string
 }
 
 // lossChart is the job's loss curves on one step axis, as app.js draws them
@@ -272,6 +274,11 @@ func (h *Handler) handleJob(w http.ResponseWriter, r *http.Request) {
 	}
 	p := jobPage{Job: j, Href: jobHref(j), Loss: j.lossChart()}
 	p.Config = configValues(j.Config)
+	for _, kv := range p.Config {
+		if kv.Key == "data" {
+			p.DataHref, p.DataRef = datasetLink(h.opts.DataDir, kv.Value)
+		}
+	}
 	for k, v := range j.Artifacts {
 		p.Artifacts = append(p.Artifacts, keyValue{k, v})
 	}
