@@ -51,7 +51,9 @@ type Data struct {
 	Examples  []Example
 	Truncated int // examples cut to MaxLen
 	Dropped   int // examples over MaxLen left out (or with no assistant token left after truncation)
-	Tokens    int // tokens of the kept examples
+	// DroppedLines are the JSONL lines of the first dropped examples (at most 10).
+	DroppedLines []int
+	Tokens       int // tokens of the kept examples
 }
 
 // ReadJSONL decodes OpenAI fine-tuning JSONL ({"messages": [...], "tools":
@@ -122,12 +124,12 @@ func TokenizeExamples(exs []api.FineTuneExample, lines []int, name string, tok *
 		e.Line = line
 		if len(e.Tokens) > opts.MaxLen {
 			if !opts.Truncate {
-				d.Dropped++
+				d.drop(line)
 				continue
 			}
 			e.Tokens, e.Mask = e.Tokens[:opts.MaxLen], e.Mask[:opts.MaxLen]
 			if e.targets() == 0 {
-				d.Dropped++
+				d.drop(line)
 				continue
 			}
 			d.Truncated++
@@ -139,6 +141,13 @@ func TokenizeExamples(exs []api.FineTuneExample, lines []int, name string, tok *
 		return nil, fmt.Errorf("%s: all %d examples are longer than the max length %d tokens (raise --max-len, or --truncate)", name, d.Dropped, opts.MaxLen)
 	}
 	return d, nil
+}
+
+func (d *Data) drop(line int) {
+	d.Dropped++
+	if len(d.DroppedLines) < 10 {
+		d.DroppedLines = append(d.DroppedLines, line)
+	}
 }
 
 // tokenizeExample renders one conversation and encodes it span by span, so

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,7 +50,7 @@ func TestLoadDataMask(t *testing.T) {
 	n := len(d.Examples[1].Tokens) - 1 // cuts only the second example's final "\n"
 	short, err := LoadData(path, tok, DataOptions{MaxLen: n})
 	mustf(t, err, "max len")
-	if short.Dropped != 1 || len(short.Examples) != 1 {
+	if short.Dropped != 1 || len(short.Examples) != 1 || len(short.DroppedLines) != 1 || short.DroppedLines[0] != 3 {
 		t.Fatalf("MaxLen %d: dropped %d, kept %d; want 1 and 1", n, short.Dropped, len(short.Examples))
 	}
 	cut, err := LoadData(path, tok, DataOptions{MaxLen: n, Truncate: true})
@@ -112,4 +113,30 @@ func TestParseTargets(t *testing.T) {
 	if _, err := ParseTargets("q,lm_head"); err == nil || !strings.Contains(err.Error(), "lm_head") {
 		t.Fatalf("unknown target: %v", err)
 	}
+}
+
+// TestNaNLoss: a run that blows up fails with the step and the examples'
+// lines, and leaves the last checkpoint as it was.
+func TestNaNLoss(t *testing.T) {
+	b := testBackend(t)
+	dir, _ := tinyModelDir(t, 43)
+	words, _, _ := taskWords(2)
+	data := filepath.Join(t.TempDir(), "d.jsonl")
+	writeJSONL(t, data, taskPairs(words[:8]))
+	out := t.TempDir()
+	job, err := Run(t.Context(), Config{Base: dir, Data: data, Out: out, LoRA: LoRA{Rank: 4, Alpha: 8}, LR: 1e30, Batch: 4, Epochs: 4, EvalEvery: 1}, Options{Backend: b})
+	if err == nil || !strings.Contains(err.Error(), "loss is") || !strings.Contains(err.Error(), "d.jsonl lines [") {
+		t.Fatalf("exploding run: %v", err)
+	}
+	if job == nil || job.Status != StatusFailed {
+		t.Fatalf("job %+v", job)
+	}
+	raw, err := os.ReadFile(filepath.Join(out, "checkpoint", "trainer.json"))
+	mustf(t, err, "the checkpoint is gone")
+	var st trainerState
+	mustf(t, json.Unmarshal(raw, &st), "the checkpoint is corrupt")
+	if st.Step != job.Step-1 {
+		t.Fatalf("checkpoint at step %d, failure at step %d", st.Step, job.Step)
+	}
+	t.Log(err)
 }

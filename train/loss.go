@@ -5,6 +5,7 @@ import (
 	"github.com/foundryhq/foundry/model/nn"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // graph code reads best unqualified, as in GoMLX's examples
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 )
 
@@ -52,13 +53,16 @@ func crossEntropy(ctx *context.Context, cfg model.Config, hidden, targets, weigh
 		mx := ReduceAndKeep(logits, ReduceMax, -1)
 		shifted := Sub(logits, mx)
 		lse := Log(ReduceAndKeep(Exp(shifted), ReduceSum, -1)) // [B, C, 1]
-		onehot := OneHot(tg, cfg.VocabSize, f)                 // [B, C, V]
-		tl := ReduceSum(Mul(shifted, onehot), -1)              // [B, C]
+		// The target's column as a bool mask, not a float one-hot [B, C, V].
+		dims := shifted.Shape().Dimensions
+		isTarget := Equal(Iota(g, shapes.Make(dtypes.Int32, dims...), 2), BroadcastToDims(InsertAxes(ConvertDType(tg, dtypes.Int32), -1), dims...))
+		tl := ReduceSum(Where(isTarget, shifted, ZerosLike(shifted)), -1) // [B, C]
 		loss = Add(loss, ReduceAllSum(Mul(Sub(Squeeze(lse, -1), tl), wt)))
 		if !withGrad {
 			continue
 		}
-		dlogits := Mul(Sub(Exp(Sub(shifted, lse)), onehot), InsertAxes(wt, -1)) // [B, C, V]
+		p := Exp(Sub(shifted, lse))
+		dlogits := Mul(Where(isTarget, AddScalar(p, -1), p), InsertAxes(wt, -1)) // softmax − onehot, weighted
 		dl := ConvertDType(dlogits, hidden.DType())
 		gradH = append(gradH, nn.DotGeneral(dl, []int{-1}, nil, ws, []int{0}, nil)) // [B, C, H]
 		if trainHead {

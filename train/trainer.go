@@ -203,6 +203,9 @@ func Run(ctx context.Context, cfg Config, opts Options) (job *Job, err error) {
 	}
 	trainEx, valEx := data.Examples, []Example(nil)
 	truncated, dropped := data.Truncated, data.Dropped
+	if data.Dropped > 0 {
+		log.Warn("train: examples longer than --max-len left out (use --truncate to cut them instead)", "file", cfg.Data, "dropped", data.Dropped, "first_lines", data.DroppedLines, "max_len", cfg.MaxLen)
+	}
 	if cfg.Val != "" {
 		vd, err := LoadData(cfg.Val, tok, dopts)
 		if err != nil {
@@ -210,11 +213,14 @@ func Run(ctx context.Context, cfg Config, opts Options) (job *Job, err error) {
 		}
 		valEx = vd.Examples
 		truncated, dropped = truncated+vd.Truncated, dropped+vd.Dropped
+		if vd.Dropped > 0 {
+			log.Warn("train: validation examples longer than --max-len left out", "file", cfg.Val, "dropped", vd.Dropped, "first_lines", vd.DroppedLines, "max_len", cfg.MaxLen)
+		}
 	} else if cfg.ValFraction > 0 && len(trainEx) > 1 {
 		trainEx, valEx = splitValidation(trainEx, cfg.ValFraction, cfg.Seed)
 	}
-	if dropped+truncated > 0 {
-		log.Warn("train: examples over the max length", "max_len", cfg.MaxLen, "dropped", dropped, "truncated", truncated)
+	if truncated > 0 {
+		log.Warn("train: examples cut to --max-len", "truncated", truncated, "max_len", cfg.MaxLen)
 	}
 
 	s, err := newSession(cfg, backend, log)
@@ -341,6 +347,14 @@ func Run(ctx context.Context, cfg Config, opts Options) (job *Job, err error) {
 		group := micro[st.Step*cfg.Accum : min((st.Step+1)*cfg.Accum, len(micro))]
 		batches := make([]batch, len(group))
 		targets := 0
+		var lines []int // of the step's examples, for error messages
+		for _, idx := range group {
+			for _, row := range idx {
+				for _, k := range row {
+					lines = append(lines, trainEx[k].Line)
+				}
+			}
+		}
 		for i, idx := range group {
 			batches[i] = makeBatch(rowsOf(trainEx, idx), cfg.Batch, cfg.MaxLen)
 			targets += batches[i].NTargets
@@ -358,7 +372,8 @@ func Run(ctx context.Context, cfg Config, opts Options) (job *Job, err error) {
 		st.Step++
 		loss := lossSum / float64(max(targets, 1))
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
-			return finish(StatusFailed, fmt.Errorf("train: step %d: loss is %v (lower --lr, or check the data); the checkpoint of step %d in %s is intact", st.Step, loss, st.LastCheckpoint, ckptDir))
+			job.Step = st.Step
+			return finish(StatusFailed, fmt.Errorf("train: step %d: loss is %v on the examples of %s lines %v (lower --lr, or check those rows); the checkpoint of step %d in %s is intact", st.Step, loss, cfg.Data, lines, st.LastCheckpoint, ckptDir))
 		}
 		st.Train = append(st.Train, Point{st.Step, loss})
 		st.DeviceSeconds = deviceBase + time.Since(runStart).Seconds()
