@@ -138,5 +138,5 @@ func TestNaNLoss(t *testing.T) {
 	if st.Step != job.Step-1 {
 		t.Fatalf("checkpoint at step %d, failure at step %d", st.Step, job.Step)
 	}
-	t.Log(err)
+	t.Log(job.Error)
 }
