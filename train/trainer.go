@@ -294,7 +294,8 @@ func Run(ctx context.Context, cfg Config, opts Options) (job *Job, err error) {
 	var bar *progressbar.ProgressBar
 	if f, ok := opts.Progress.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		bar = progressbar.NewOptions(steps, progressbar.OptionSetWriter(f), progressbar.OptionShowCount(),
-			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionFullWidth())
+			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetWidth(30),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(f) }))
 		_ = bar.Set(st.Step)
 		defer func() { _ = bar.Finish() }()
 	}
@@ -380,7 +381,11 @@ func Run(ctx context.Context, cfg Config, opts Options) (job *Job, err error) {
 		job.Step, job.Train, job.Tokens, job.DeviceSeconds = st.Step, st.Train, st.Tokens, st.DeviceSeconds
 		tps := float64(st.Tokens) / max(st.DeviceSeconds, 1e-9)
 		if bar != nil {
-			bar.Describe(fmt.Sprintf("loss %.4f  %.0f tok/s", loss, tps))
+			desc := fmt.Sprintf("loss %.4f", loss)
+			if n := len(st.Val); n > 0 {
+				desc += fmt.Sprintf("  val %.4f", st.Val[n-1].Loss)
+			}
+			bar.Describe(fmt.Sprintf("%s  %.0f tok/s", desc, tps))
 			_ = bar.Set(st.Step)
 		}
 
