@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/foundryhq/foundry/econ"
 	"github.com/foundryhq/foundry/gateway"
@@ -70,6 +71,7 @@ func (h *Handler) handleCosts(w http.ResponseWriter, r *http.Request) {
 // with a guess) and econ's answer, or why there is none.
 type breakEvenView struct {
 	Teacher, Student, Training string // the form's values
+	GPUHourly, Throughput      string // a self-hosted student's serving cost
 	Guess                      string // where the defaults came from
 	Report                     *econ.BreakEven
 	Notes                      []string
@@ -111,8 +113,8 @@ func (b *breakEvenView) chart() *breakEvenChart {
 
 // breakEven answers the form, or a guess when it is empty: the teacher and
 // student of the first route that has both (a cascade arm and the model it
-// escalates to, else a canary's first and last arms), and the newest finished
-// training job's cost.
+// escalates to, else a canary's first and last arms), the newest finished
+// training job's cost, and for a student without a price its serving cost.
 func (h *Handler) breakEven(r *http.Request, win window) (*breakEvenView, error) {
 	q := r.URL.Query()
 	b := &breakEvenView{Teacher: strings.TrimSpace(q.Get("teacher")), Student: strings.TrimSpace(q.Get("student")), Training: strings.TrimSpace(q.Get("training_usd"))}
@@ -133,22 +135,22 @@ func (h *Handler) breakEven(r *http.Request, win window) (*breakEvenView, error)
 	}
 	training, trainingNote := 0.0, ""
 	fromForm := b.Training != ""
-	if !fromForm {
-		if jobs, err := listJobs(h.opts.DataDir); err == nil {
-			for _, j := range jobs {
-				if j.Status == "succeeded" || j.Status == "stopped_early" {
-					training, b.Training = j.Cost, strconv.FormatFloat(j.Cost, 'g', 4, 64)
-					trainingNote = "training job " + j.ID
-					guessed = append(guessed, "the cost of training job "+j.ID)
-					break
-				}
+	var newest *trainJob // the newest finished job: its cost and machine price
+	if jobs, err := listJobs(h.opts.DataDir); err == nil {
+		for _, j := range jobs {
+			if j.Status == "succeeded" || j.Status == "stopped_early" {
+				newest = j
+				break
 			}
 		}
 	}
-	if len(guessed) > 0 {
-		b.Guess = strings.Join(guessed, " and ")
+	if !fromForm && newest != nil {
+		training, b.Training = newest.Cost, strconv.FormatFloat(newest.Cost, 'g', 4, 64)
+		trainingNote = "training job " + newest.ID
+		guessed = append(guessed, "the cost of training job "+newest.ID)
 	}
 	if b.Teacher == "" || b.Student == "" {
+		b.Guess = strings.Join(guessed, " and ")
 		b.Problem = "Name a teacher and a student model to see when the student pays for its training. (A route with a canary or cascade of both fills them in.)"
 		return b, nil
 	}
@@ -161,11 +163,42 @@ func (h *Handler) breakEven(r *http.Request, win window) (*breakEvenView, error)
 		training = v
 	}
 	now := h.opts.Now()
-	rep, err := econ.Build(r.Context(), h.st, econ.Options{Since: now.Add(-win.Span), Until: now, Student: b.Student, Teacher: b.Teacher,
-		TrainingUSD: training, TrainingNote: trainingNote, Prices: h.opts.Prices, Now: h.opts.Now})
+	since := now.Add(-win.Span)
+
+	// A student the price table does not know is priced by its serving
+	// cost: the form's, else the training machine's $/hour and the
+	// generation rate its captured calls show.
+	b.GPUHourly, b.Throughput = strings.TrimSpace(q.Get("gpu_hourly")), strings.TrimSpace(q.Get("student_tps"))
+	var serving *econ.Serving
+	if b.GPUHourly == "" && b.Throughput == "" {
+		if _, priced := h.opts.Prices.Lookup(b.Student); !priced && newest != nil && newest.PricePerHour > 0 {
+			tps, err := h.generationRate(r, b.Student, since, now)
+			if err != nil {
+				return nil, err
+			}
+			if tps > 0 {
+				b.GPUHourly, b.Throughput = strconv.FormatFloat(newest.PricePerHour, 'g', 4, 64), strconv.FormatFloat(math.Round(tps), 'f', 0, 64)
+				guessed = append(guessed, "serving at the training machine's $"+b.GPUHourly+"/hour and the "+b.Throughput+" tokens/s its captured calls show, one at a time")
+			}
+		}
+	}
+	if b.GPUHourly != "" || b.Throughput != "" {
+		gpu, err1 := strconv.ParseFloat(b.GPUHourly, 64)
+		tps, err2 := strconv.ParseFloat(b.Throughput, 64)
+		if err1 != nil || err2 != nil {
+			b.Guess = strings.Join(guessed, "; ")
+			b.Problem = "A self-hosted student needs both its GPU price in $/hour and its generation rate in tokens/s, as numbers."
+			return b, nil
+		}
+		serving = &econ.Serving{GPUHourlyUSD: gpu, TokensPerSecond: tps}
+	}
+	b.Guess = strings.Join(guessed, "; ")
+	rep, err := econ.Build(r.Context(), h.st, econ.Options{Since: since, Until: now, Student: b.Student, Teacher: b.Teacher,
+		TrainingUSD: training, TrainingNote: trainingNote, Serving: serving, Prices: h.opts.Prices, Now: h.opts.Now})
 	var optErr *econ.OptionError
 	if errors.As(err, &optErr) {
-		b.Problem = strings.TrimPrefix(optErr.Error(), "costs: ")
+		// econ's messages name the CLI's flags; here they are the form's fields.
+		b.Problem = strings.NewReplacer("costs: ", "", "(--gpu-hourly, --student-throughput)", "(the GPU $/hour and tokens/s fields)").Replace(optErr.Error())
 		return b, nil
 	}
 	if err != nil {
@@ -173,6 +206,26 @@ func (h *Handler) breakEven(r *http.Request, win window) (*breakEvenView, error)
 	}
 	b.Report, b.Notes = rep.BreakEven, rep.Notes
 	return b, nil
+}
+
+// generationRate is the completion tokens per second of model's captured
+// calls in the window, one call at a time (0 without calls): a floor on what
+// the model serves under load.
+func (h *Handler) generationRate(r *http.Request, model string, since, until time.Time) (float64, error) {
+	bs, err := h.st.Usage(r.Context(), store.Query{Models: []string{model}, Since: since, Until: until, Status: "ok"}, until.Sub(since))
+	if err != nil {
+		return 0, err
+	}
+	var tokens int64
+	var busy time.Duration
+	for _, b := range bs {
+		tokens += b.CompletionTokens
+		busy += b.Latency
+	}
+	if busy <= 0 {
+		return 0, nil
+	}
+	return float64(tokens) / busy.Seconds(), nil
 }
 
 // teacherStudent reads a route policy's teacher and student.

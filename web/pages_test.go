@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/foundryhq/foundry/pricing"
 	"github.com/foundryhq/foundry/route"
 )
 
@@ -292,6 +293,24 @@ func TestCostsBreakEven(t *testing.T) {
 	if c.BreakEven == nil || c.BreakEven.TrainingUSD != 30 {
 		t.Errorf("training_usd=30 charted %+v", c.BreakEven)
 	}
+}
+
+// A self-hosted student the price table does not know is priced by its
+// serving cost: the training machine's $/hour and its measured rate.
+func TestCostsBreakEvenSelfHostedStudent(t *testing.T) {
+	d := newDash(t, dashOpts{pages: true, prices: pricing.New(nil)})
+	body := d.page("/ui/costs")
+	mustContain(t, "costs page", body, `name="gpu_hourly" value="2.5"`, "tokens/s its captured calls show", `id="n-star"`, "self-hosted: $2.5/hour")
+	var c chartData
+	chartJSON(t, body, &c)
+	if c.BreakEven == nil || c.BreakEven.Student <= 0 || c.BreakEven.NStar == nil {
+		t.Fatalf("break-even %+v, want a priced student and an N*", c.BreakEven)
+	}
+	// The form's serving cost wins; half a pair is explained.
+	body = d.page("/ui/costs?teacher=" + fxTeacher + "&student=" + fxStudent + "&gpu_hourly=1&student_tps=100")
+	mustContain(t, "costs page with a serving cost", body, "self-hosted: $1/hour at 100 tokens/s")
+	body = d.page("/ui/costs?teacher=" + fxTeacher + "&student=" + fxStudent + "&gpu_hourly=1")
+	mustContain(t, "costs page with half a serving cost", body, "needs both its GPU price")
 }
 
 // TestPagesWithoutData: an empty data dir and store show how to get started, never an error.

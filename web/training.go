@@ -46,11 +46,12 @@ type trainJob struct {
 	Cost            float64           `json:"cost_usd"`
 	Artifacts       map[string]string `json:"artifacts"`
 
-	// From Config, for the list.
-	Base string `json:"-"`
-	Rank int    `json:"-"`
-	Full bool   `json:"-"`
-	Dir  string `json:"-"`
+	// From Config, for the list and the break-even.
+	Base         string  `json:"-"`
+	Rank         int     `json:"-"`
+	Full         bool    `json:"-"`
+	PricePerHour float64 `json:"-"`
+	Dir          string  `json:"-"`
 }
 
 type lossPoint struct {
@@ -112,14 +113,15 @@ func readJob(path string) (*trainJob, error) {
 		return nil, fmt.Errorf("training job %s is damaged: %w (a run rewrites it at every evaluation)", path, err)
 	}
 	var cfg struct {
-		Base string `json:"base"`
-		Full bool   `json:"full"`
-		LoRA struct {
+		Base         string  `json:"base"`
+		Full         bool    `json:"full"`
+		PricePerHour float64 `json:"price_per_hour"`
+		LoRA         struct {
 			Rank int
 		} `json:"lora"`
 	}
 	_ = json.Unmarshal(j.Config, &cfg)
-	j.Base, j.Rank, j.Full, j.Dir = cfg.Base, cfg.LoRA.Rank, cfg.Full, filepath.Dir(path)
+	j.Base, j.Rank, j.Full, j.PricePerHour, j.Dir = cfg.Base, cfg.LoRA.Rank, cfg.Full, cfg.PricePerHour, filepath.Dir(path)
 	if j.ID == "" {
 		j.ID = filepath.Base(j.Dir)
 	}

@@ -46,7 +46,8 @@ type dashOpts struct {
 	plugins  []provider.Plugin
 	flusher  interface{ Flush(context.Context) error }
 	st       store.Store
-	pages    bool // seed the Datasets, Training, Evals and Routes fixture
+	pages    bool           // seed the Datasets, Training, Evals and Routes fixture
+	prices   *pricing.Table // default fxPrices
 	// routeStats stands in for the router's live numbers.
 	routeStats func(string) (route.Stats, bool)
 }
@@ -58,6 +59,9 @@ func newDash(t *testing.T, o dashOpts) *dash {
 	}
 	if o.st == nil {
 		o.st = openStore(t)
+	}
+	if o.prices == nil {
+		o.prices = fxPrices
 	}
 	if o.registry == nil {
 		o.registry = provider.NewRegistry()
@@ -78,7 +82,7 @@ func newDash(t *testing.T, o dashOpts) *dash {
 	}
 	now := o.now
 	New(Options{Store: o.st, AdminKey: o.adminKey, Flusher: o.flusher, Logger: log, Now: func() time.Time { return now },
-		DataDir: dataDir, Prices: fxPrices, RouteStats: o.routeStats}).Mount(srv)
+		DataDir: dataDir, Prices: o.prices, RouteStats: o.routeStats}).Mount(srv)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
 	d.URL = hs.URL

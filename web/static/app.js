@@ -123,7 +123,7 @@
   }
 
   function plot(el, data, series, ax, extra) {
-    const legendH = 40;
+    const legendH = extra && extra.legend && extra.legend.show === false ? 0 : 40;
     const opts = Object.assign({
       width: Math.max(el.clientWidth, 200),
       height: Math.max(el.clientHeight - legendH, 80),
@@ -171,44 +171,56 @@
     return plot(el, [labels.map((_, i) => i), counts], series, o.axes, { scales: o.scales });
   }
 
-  // ciBars draws one bar per candidate with its 95% interval as a whisker;
-  // ref, when set, is a dashed line (50% for win rates).
-  function ciBars(el, names, stats, kind, ref) {
+  // ciBars draws one bar per candidate with its 95% interval as a whisker
+  // and the mean written above it; colors[i] is candidate i's palette index
+  // (the page's legend row names them); ref, when set, is a dashed line
+  // (50% for win rates).
+  function ciBars(el, names, stats, kind, opt) {
+    opt = opt || {};
     const fmt = kind === "usd" ? usd : pct;
-    const top = Math.max(...stats.map((s) => (s ? s.hi : 0)), ref || 0);
-    const o = categoryOpts(names, kind, kind === "pct" ? () => [0, 1] : () => [0, top > 0 ? top * 1.15 : 1]);
+    const color = (i) => palette[(opt.colors ? opt.colors[i] : i) % palette.length];
+    const top = Math.max(...stats.map((s) => (s ? s.hi : 0)), opt.ref || 0);
+    const o = categoryOpts(names, kind, kind === "pct" ? () => [0, 1.12] : () => [0, top > 0 ? top * 1.25 : 1]);
+    if (opt.hideNames) o.axes[0] = Object.assign({}, o.axes[0], { values: (u, vals) => vals.map(() => ""), size: 12 });
+    if (kind === "pct") o.axes[1] = Object.assign({}, o.axes[1], { splits: () => [0, 0.25, 0.5, 0.75, 1] });
     const xs = names.map((_, i) => i);
     const bars = uPlot.paths.bars({ size: [0.6, 72], gap: 2 });
     const series = [o.x].concat(names.map((name, i) => ({
-      label: name, fill: alpha(palette[i % palette.length], 0.85), stroke: palette[i % palette.length], width: 0,
-      paths: bars, points: { show: false },
-      value: (u, v) => { const s = stats[i]; return s ? `${fmt(s.mean)} [${fmt(s.lo)}, ${fmt(s.hi)}]` : "—"; },
+      label: name, fill: alpha(color(i), 0.85), stroke: color(i), width: 0, paths: bars, points: { show: false },
     })));
     const data = [xs].concat(names.map((_, i) => xs.map((x) => (x === i && stats[i] ? stats[i].mean : null))));
     const whiskers = (u) => {
       const c = u.ctx;
+      const px = devicePixelRatio;
       c.save();
-      c.strokeStyle = css("--ink");
-      c.lineWidth = 1.5 * devicePixelRatio;
+      c.strokeStyle = c.fillStyle = css("--ink");
+      c.lineWidth = 1.5 * px;
+      c.font = `600 ${11 * px}px system-ui, sans-serif`;
+      c.textAlign = "center";
       stats.forEach((s, i) => {
-        if (!s) return;
-        const x = u.valToPos(i, "x", true), lo = u.valToPos(s.lo, "y", true), hi = u.valToPos(s.hi, "y", true);
-        const w = 6 * devicePixelRatio;
+        const x = u.valToPos(i, "x", true);
+        if (!s) {
+          c.fillText("n/a", x, u.valToPos(0, "y", true) - 4 * px);
+          return;
+        }
+        const lo = u.valToPos(s.lo, "y", true), hi = u.valToPos(s.hi, "y", true);
+        const w = 6 * px;
         c.beginPath();
         c.moveTo(x, lo); c.lineTo(x, hi);
         c.moveTo(x - w, lo); c.lineTo(x + w, lo);
         c.moveTo(x - w, hi); c.lineTo(x + w, hi);
         c.stroke();
+        c.fillText(fmt(s.mean), x, hi - 5 * px);
       });
-      if (ref != null) {
-        const y = u.valToPos(ref, "y", true);
-        c.setLineDash([4 * devicePixelRatio, 4 * devicePixelRatio]);
+      if (opt.ref != null) {
+        const y = u.valToPos(opt.ref, "y", true);
+        c.setLineDash([4 * px, 4 * px]);
         c.strokeStyle = css("--muted");
         c.beginPath(); c.moveTo(u.bbox.left, y); c.lineTo(u.bbox.left + u.bbox.width, y); c.stroke();
       }
       c.restore();
     };
-    return plot(el, data, series, o.axes, { scales: o.scales, hooks: { draw: [whiskers] } });
+    return plot(el, data, series, o.axes, { scales: o.scales, legend: { show: false }, hooks: { draw: [whiskers] } });
   }
 
   // groupedBars draws several values per category side by side (latency p50 and p95).
@@ -309,8 +321,8 @@
       // Training
       loss: (el) => lossCurves(el, d),
       // Evals
-      metric: (el) => { const m = d.metrics[Number(el.dataset.index)]; return ciBars(el, m.names, m.stats, m.kind); },
-      winrate: (el) => ciBars(el, d.win_rate.names, d.win_rate.stats, "pct", 0.5),
+      metric: (el) => { const m = d.metrics[Number(el.dataset.index)]; return ciBars(el, m.names, m.stats, m.kind, { hideNames: true }); },
+      winrate: (el) => ciBars(el, d.win_rate.names, d.win_rate.stats, "pct", { ref: 0.5, colors: d.win_rate.names.map((n) => d.candidates.indexOf(n)) }),
       latency: (el) => groupedBars(el, d.candidates, ["p50", "p95"], [d.p50, d.p95], ms, "ms"),
       // Routes
       split: (el) => {
