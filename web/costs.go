@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -135,10 +136,18 @@ func (h *Handler) breakEven(r *http.Request, win window) (*breakEvenView, error)
 	}
 	training, trainingNote := 0.0, ""
 	fromForm := b.Training != ""
-	var newest *trainJob // the newest finished job: its cost and machine price
+	// The student's training job: the finished job whose directory is named
+	// for it (NAME or NAME-adapter), else the newest finished one.
+	var newest *trainJob
 	if jobs, err := listJobs(h.opts.DataDir); err == nil {
 		for _, j := range jobs {
-			if j.Status == "succeeded" || j.Status == "stopped_early" {
+			if j.Status != "succeeded" && j.Status != "stopped_early" {
+				continue
+			}
+			if newest == nil {
+				newest = j
+			}
+			if b.Student != "" && strings.TrimSuffix(filepath.Base(j.Dir), "-adapter") == b.Student {
 				newest = j
 				break
 			}

@@ -93,15 +93,20 @@ func seedPages(t testing.TB, st store.Store, dataDir string, now time.Time) *pag
 		return ps
 	}
 	done := &train.Job{ID: fxJob, Status: train.StatusSucceeded,
-		Config:  train.Config{Base: "tiny-llama-" + xssText, Data: built.Dir + "/train.jsonl", Out: filepath.Join(dataDir, "jobs", fxJob), LoRA: train.LoRA{Rank: 8, Alpha: 16}, Epochs: 3, EvalEvery: 20, PricePerHour: 2.5}.Defaults(),
+		Config:  train.Config{Base: "tiny-llama-" + xssText, Data: built.Dir + "/train.jsonl", Out: filepath.Join(dataDir, "jobs", fxStudent+"-adapter"), LoRA: train.LoRA{Rank: 8, Alpha: 16}, Epochs: 3, EvalEvery: 20, PricePerHour: 2.5}.Defaults(),
 		Created: now.Add(-90 * time.Minute), Updated: now.Add(-80 * time.Minute), Step: 120, Steps: 120,
 		Train: curve(120, 1, 2.9, 0.6), Val: curve(120, 20, 2.8, 0.75), TrainExamples: 12, ValExamples: 2, Tokens: 48_000,
 		Device: "cpu", DeviceSeconds: 2520, TokensPerSecond: 19, Cost: fxTrainUSD,
-		Artifacts: map[string]string{"adapter": filepath.Join(dataDir, "jobs", fxJob), "job": filepath.Join(dataDir, "jobs", fxJob, "job.json")}}
+		Artifacts: map[string]string{"adapter": filepath.Join(dataDir, "jobs", fxStudent+"-adapter"), "job": filepath.Join(dataDir, "jobs", fxStudent+"-adapter", "job.json")}}
+	// The curation ablation's student, trained later on every raw row: not
+	// the deployed student, so not what the break-even charges.
+	ablation := *done
+	ablation.ID, ablation.Created, ablation.Cost = "support-lora-raw", done.Created.Add(20*time.Minute), 0.9
+	ablation.Config.Out = filepath.Join(dataDir, "jobs", fxStudent+"-raw-adapter")
 	live := &train.Job{ID: fxJobLive, Status: train.StatusRunning,
 		Config:  train.Config{Base: "tiny-llama", Out: filepath.Join(dataDir, "jobs", fxJobLive), EvalEvery: 10}.Defaults(),
 		Created: now.Add(-5 * time.Minute), Updated: now, Step: 30, Steps: 200, Train: curve(30, 1, 3, 2), Val: curve(30, 10, 3, 2.2), Device: "cpu", DeviceSeconds: 300}
-	for _, j := range []*train.Job{done, live} {
+	for _, j := range []*train.Job{done, &ablation, live} {
 		if err := os.MkdirAll(j.Config.Out, 0o755); err != nil {
 			t.Fatal(err)
 		}
