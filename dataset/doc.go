@@ -32,7 +32,9 @@
 //
 // OpenAI fine-tuning JSONL, ShareGPT, Alpaca (JSON lines) and Parquet (a flat
 // schema, ParquetRow, with the conversation as a JSON string) are read by
-// ReadFile and written by NewWriter. Dataset repos from the Hugging Face hub
-// are files too: fetch them with `foundry pull` (package hub) and name the
-// files as sources.
+// ReadFile and written by NewWriter. A Hugging Face dataset repo, once
+// downloaded, is just such files: name them as file sources. (Package hub
+// and `foundry pull` fetch model repos today; a dataset repo needs hub to
+// use the /api/datasets/ listing, or `huggingface-cli download --repo-type
+// dataset` meanwhile.)
 package dataset

@@ -30,8 +30,9 @@ scrubs PII and splits them, and stores the result under the data dir as
 datasets/NAME/HASH12/ (train.jsonl, val.jsonl, test.jsonl in OpenAI fine-tuning
 format, and manifest.json with the spec, the funnel, a token histogram and a sample).
 
-Dataset files from the Hugging Face hub are files like any other: fetch them with
-"foundry pull ORG/NAME" and name them as file sources.`,
+A Hugging Face dataset repo, once downloaded, is files like any other: name them
+with --file (or file: in a spec). "foundry pull" fetches model repos today; use
+"huggingface-cli download --repo-type dataset ORG/NAME" for dataset repos.`,
 	}
 	cmd.AddCommand(newDatasetBuildCmd(), newDatasetListCmd(), newDatasetShowCmd(), newDatasetExportCmd(), newDatasetDiffCmd())
 	return cmd
