@@ -2,6 +2,8 @@ package train
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -142,4 +144,41 @@ func TestEarlyStopping(t *testing.T) {
 		t.Fatal("the adapter kept is the last one, not the best")
 	}
 	t.Logf("stopped at step %d of %d; best validation loss %.4f at step %d", job.Step, job.Steps, job.Val[best].Loss, job.Val[best].Step)
+}
+
+// TestCancelCheckpoints: cancelling a run saves a checkpoint at the step
+// it reached, and the job says it was interrupted.
+func TestCancelCheckpoints(t *testing.T) {
+	b := testBackend(t)
+	dir, _ := tinyModelDir(t, 24)
+	words, _, _ := taskWords(10)
+	data := filepath.Join(t.TempDir(), "d.jsonl")
+	writeJSONL(t, data, taskPairs(words[:16]))
+	out := t.TempDir()
+	ctx, cancel := context.WithCancel(t.Context())
+	store := &cancelAfter{n: 3, cancel: cancel}
+	job, err := Run(ctx, Config{Base: dir, Data: data, Out: out, LoRA: LoRA{Rank: 4, Alpha: 8}, Batch: 4, Epochs: 3, EvalEvery: 1}, Options{Backend: b, Store: store})
+	if err == nil || job.Status != StatusInterrupted {
+		t.Fatalf("cancelled run: status %v, error %v", job.Status, err)
+	}
+	raw, rerr := os.ReadFile(filepath.Join(out, "checkpoint", "trainer.json"))
+	mustf(t, rerr, "checkpoint")
+	var st trainerState
+	mustf(t, json.Unmarshal(raw, &st), "parse checkpoint")
+	if st.Step != job.Step || job.Step == 0 || job.Step == job.Steps {
+		t.Fatalf("checkpoint at step %d, job at step %d of %d", st.Step, job.Step, job.Steps)
+	}
+}
+
+// cancelAfter is a JobStore that cancels the run at its n-th save.
+type cancelAfter struct {
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) SaveJob(context.Context, *Job) error {
+	if c.n--; c.n == 0 {
+		c.cancel()
+	}
+	return nil
 }

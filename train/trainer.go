@@ -324,6 +324,9 @@ func Run(ctx context.Context, cfg Config, opts Options) (job *Job, err error) {
 		return nil
 	}
 
+	if err := store.SaveJob(ctx, job); err != nil {
+		return nil, fmt.Errorf("train: save job record: %w", err)
+	}
 	runStart := time.Now()
 	deviceBase := st.DeviceSeconds
 	if st.Step == 0 && len(valBatches) > 0 { // the starting point of the validation curve
@@ -343,7 +346,14 @@ func Run(ctx context.Context, cfg Config, opts Options) (job *Job, err error) {
 	}
 	for st.Step < steps {
 		if err := ctx.Err(); err != nil {
-			return finish(StatusInterrupted, fmt.Errorf("train: interrupted at step %d: %w (resume with --resume)", st.Step, err))
+			if st.Step > st.LastCheckpoint { // at a step boundary: nothing is lost on resume
+				st.LastCheckpoint = st.Step
+				if cerr := s.saveCheckpoint(ckptDir, &st); cerr != nil {
+					return finish(StatusFailed, cerr)
+				}
+				job.Artifacts["checkpoint"] = ckptDir
+			}
+			return finish(StatusInterrupted, fmt.Errorf("train: interrupted at step %d: %w (the checkpoint is saved; continue with --resume)", st.Step, err))
 		}
 		group := micro[st.Step*cfg.Accum : min((st.Step+1)*cfg.Accum, len(micro))]
 		batches := make([]batch, len(group))
