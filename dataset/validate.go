@@ -86,8 +86,11 @@ func Validate(spec ValidateSpec) (Stage, error) {
 			return nil, fmt.Errorf("validate.schema is not a valid JSON Schema: %w", err)
 		}
 	}
-	for _, p := range append(append([]string(nil), DefaultRefusalPhrases...), spec.RefusalPhrases...) {
+	for _, p := range DefaultRefusalPhrases {
 		v.refusals = append(v.refusals, []byte(strings.ToLower(p)))
+	}
+	for _, p := range spec.RefusalPhrases {
+		v.extraRefusals = append(v.extraRefusals, []byte(strings.ToLower(p)))
 	}
 	return RowStage{StageName: "validate", Decide: v.decide}, nil
 }
@@ -97,7 +100,30 @@ type validator struct {
 	must     []*regexp.Regexp
 	mustNot  []*regexp.Regexp
 	schema   *jsonschema.Schema
-	refusals [][]byte
+	refusals [][]byte // DefaultRefusalPhrases: each contains a refusalAnchor
+	// extraRefusals are the spec's phrases, always searched.
+	extraRefusals [][]byte
+}
+
+// refusalAnchors are words at least one of which every default refusal
+// phrase contains; an answer without any is not searched further, which
+// saves most of the check's time.
+var refusalAnchors = [][]byte{[]byte("sorry"), []byte("can't"), []byte("cannot"), []byte("unable"), []byte("not able"),
+	[]byte("won't"), []byte("decline"), []byte("as an ai")}
+
+// hasAnchor reports whether head contains a refusal anchor, in one pass.
+func hasAnchor(head []byte) bool {
+	for i := 0; i < len(head); i++ {
+		switch head[i] {
+		case 's', 'c', 'u', 'n', 'w', 'd', 'a':
+			for _, a := range refusalAnchors {
+				if a[0] == head[i] && bytes.HasPrefix(head[i:], a) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // Drop reasons of the validate stage.
@@ -199,6 +225,14 @@ func (v *validator) refusal(text string) string {
 			c += 'a' - 'A'
 		}
 		head[i] = c
+	}
+	for _, p := range v.extraRefusals {
+		if bytes.Contains(head, p) {
+			return string(p)
+		}
+	}
+	if !hasAnchor(head) {
+		return ""
 	}
 	for _, p := range v.refusals {
 		if bytes.Contains(head, p) {
