@@ -36,10 +36,19 @@ type Out struct {
 	rep      *StageReport
 	mu       sync.Mutex // guards rep (a stage may drop from several goroutines)
 	progress func(n int64)
+	// filter, when set, may turn a Keep into a drop for the reason it returns
+	// (Mix uses it to apply a source's weight).
+	filter func(*Example) string
 }
 
 // Keep passes ex to the next stage.
 func (o *Out) Keep(ctx context.Context, ex *Example) error {
+	if o.filter != nil {
+		if reason := o.filter(ex); reason != "" {
+			o.drop(ex, reason, "", true)
+			return nil
+		}
+	}
 	o.mu.Lock()
 	o.rep.Out++
 	n := o.rep.Out + o.rep.dropped

@@ -159,29 +159,17 @@ func (m *Mix) Examples(ctx context.Context, out *Out) error {
 			w = 1
 		}
 		var kept int64
-		sub := &Out{rep: out.rep, progress: out.progress, sink: func(ex *Example) error {
+		// The part reports into the same funnel line; the filter applies its weight.
+		sub := &Out{ch: out.ch, sink: out.sink, rep: out.rep, progress: out.progress, filter: func(ex *Example) string {
 			ex.Meta.Weight = w
 			if w < 1 && fraction(ex.Meta.ID) >= w {
-				out.rep.Out-- // sub.Keep counted it; it is dropped instead
-				out.rep.dropped++
-				r := out.rep.reason("sampled out by mix weight")
-				r.Count++
-				return nil
+				return "sampled out by mix weight"
 			}
 			ex.Seq = seq
 			seq++
 			kept++
-			if out.ch == nil {
-				return out.sink(ex)
-			}
-			select {
-			case out.ch <- ex:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+			return ""
 		}}
-		// sub shares out's report and lock-free counters are fine: one goroutine.
 		if err := p.Source.Examples(ctx, sub); err != nil {
 			return err
 		}

@@ -204,3 +204,33 @@ split: {train: 1}
 		t.Errorf("the unreadable row's sample does not name its line: %+v", s)
 	}
 }
+
+func TestMixWeightBelowOneSamplesDeterministically(t *testing.T) {
+	spec, err := dataset.ParseSpec("spec.yaml", []byte(`name: sampled
+sources:
+  - file: testdata/mixed.openai.jsonl
+  - file: testdata/mixed.openai.jsonl
+    weight: 0.5
+skip: [dedupe, validate]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hashes []string
+	for range 2 {
+		b, err := dataset.Build(context.Background(), spec, dataset.BuildOptions{DataDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sel := b.Manifest.Funnel.Stage("select")
+		second := sel.Counters["from testdata/mixed.openai.jsonl"] - 4 // both parts share the label: the first kept all 4
+		sampled := sel.DroppedFor("sampled out by mix weight")
+		if sel.Out != 4+second || second+sampled != 4 || sel.DroppedFor("unreadable row") != 4 {
+			t.Errorf("select: out %d, second part kept %d, sampled out %d, %+v", sel.Out, second, sampled, sel.Dropped)
+		}
+		hashes = append(hashes, b.Manifest.Hash)
+	}
+	if hashes[0] != hashes[1] {
+		t.Error("sampling by weight is not deterministic")
+	}
+}
