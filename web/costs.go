@@ -139,7 +139,7 @@ func (h *Handler) breakEven(r *http.Request, win window) (*breakEvenView, error)
 	// The student's training job: the finished job whose directory is named
 	// for it (NAME or NAME-adapter), else the newest finished one.
 	var newest *trainJob
-	if jobs, err := listJobs(h.opts.DataDir); err == nil {
+	if jobs, _, err := listJobs(h.opts.DataDir); err == nil {
 		for _, j := range jobs {
 			if j.Status != "succeeded" && j.Status != "stopped_early" {
 				continue

@@ -92,8 +92,14 @@ func seedPages(t testing.TB, st store.Store, dataDir string, now time.Time) *pag
 		}
 		return ps
 	}
+	// The adapter's shape is set field by field: the LoRA type is the train
+	// package's to move.
+	doneCfg := train.Config{Base: "tiny-llama-" + xssText, Data: built.Dir + "/train.jsonl", Out: filepath.Join(dataDir, "jobs", fxStudent+"-adapter"),
+		Epochs: 3, EvalEvery: 20, PricePerHour: 2.5}
+	doneCfg.LoRA.Rank, doneCfg.LoRA.Alpha = 8, 16
+	doneCfg = doneCfg.Defaults()
 	done := &train.Job{ID: fxJob, Status: train.StatusSucceeded,
-		Config:  train.Config{Base: "tiny-llama-" + xssText, Data: built.Dir + "/train.jsonl", Out: filepath.Join(dataDir, "jobs", fxStudent+"-adapter"), LoRA: train.LoRA{Rank: 8, Alpha: 16}, Epochs: 3, EvalEvery: 20, PricePerHour: 2.5}.Defaults(),
+		Config:  doneCfg,
 		Created: now.Add(-90 * time.Minute), Updated: now.Add(-80 * time.Minute), Step: 120, Steps: 120,
 		Train: curve(120, 1, 2.9, 0.6), Val: curve(120, 20, 2.8, 0.75), TrainExamples: 12, ValExamples: 2, Tokens: 48_000,
 		Device: "cpu", DeviceSeconds: 2520, TokensPerSecond: 19, Cost: fxTrainUSD,

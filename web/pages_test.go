@@ -6,6 +6,8 @@ import (
 	"html"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -152,6 +154,17 @@ func TestTrainingPages(t *testing.T) {
 	if code, _, _ := d.get("/ui/training/nope"); code != http.StatusNotFound {
 		t.Errorf("unknown job: status %d, want 404", code)
 	}
+
+	// A damaged job.json is reported; the other jobs still show.
+	bad := filepath.Join(d.fx.dataDir, "jobs", "broken", "job.json")
+	if err := os.MkdirAll(filepath.Dir(bad), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte(`{"id": "broken", "status": `), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	list = d.page("/ui/training")
+	mustContain(t, "jobs list with a damaged job", list, "is not a training job&#39;s record", `href="/ui/training/`+fxJob+`"`)
 }
 
 func TestEvalPages(t *testing.T) {

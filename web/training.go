@@ -64,11 +64,12 @@ type lossPoint struct {
 const jobsDepth = 3
 
 // listJobs finds every job.json under dir, newest first. Dataset and eval
-// directories and checkpoints are skipped: they hold no jobs.
-func listJobs(dir string) ([]*trainJob, error) {
-	var jobs []*trainJob
+// directories and checkpoints are skipped: they hold no jobs. A job.json that
+// does not read as a job is reported in unreadable, not fatal: one damaged
+// file must not hide every other job.
+func listJobs(dir string) (jobs []*trainJob, unreadable []string, err error) {
 	root := filepath.Clean(dir)
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) && path == root {
 				return fs.SkipAll
@@ -92,7 +93,8 @@ func listJobs(dir string) ([]*trainJob, error) {
 		}
 		j, err := readJob(path)
 		if err != nil {
-			return err
+			unreadable = append(unreadable, err.Error())
+			return nil
 		}
 		jobs = append(jobs, j)
 		return nil
@@ -100,7 +102,7 @@ func listJobs(dir string) ([]*trainJob, error) {
 	slices.SortFunc(jobs, func(a, b *trainJob) int {
 		return cmp.Or(b.Created.Compare(a.Created), strings.Compare(a.ID, b.ID))
 	})
-	return jobs, err
+	return jobs, unreadable, err
 }
 
 func readJob(path string) (*trainJob, error) {
@@ -109,8 +111,11 @@ func readJob(path string) (*trainJob, error) {
 		return nil, err
 	}
 	var j trainJob
-	if err := json.Unmarshal(b, &j); err != nil {
-		return nil, fmt.Errorf("training job %s is damaged: %w (a run rewrites it at every evaluation)", path, err)
+	if err := json.Unmarshal(b, &j); err != nil || j.Status == "" {
+		if err == nil {
+			err = errors.New("it has no status")
+		}
+		return nil, fmt.Errorf("%s is not a training job's record: %v (foundry train rewrites it at every evaluation)", path, err)
 	}
 	var cfg struct {
 		Base         string  `json:"base"`
@@ -174,8 +179,9 @@ func (j *trainJob) BestVal() *float64 {
 }
 
 type jobsPage struct {
-	Dir  string
-	Jobs []jobRow
+	Dir        string
+	Jobs       []jobRow
+	Unreadable []string
 }
 
 // AnyRunning says the list polls: a running job's numbers change.
@@ -194,12 +200,12 @@ type jobRow struct {
 }
 
 func (h *Handler) handleJobs(w http.ResponseWriter, r *http.Request) {
-	jobs, err := listJobs(h.opts.DataDir)
+	jobs, unreadable, err := listJobs(h.opts.DataDir)
 	if err != nil {
-		h.fail(w, r, http.StatusInternalServerError, "List training jobs under "+h.opts.DataDir+": a job could not be read.", err)
+		h.fail(w, r, http.StatusInternalServerError, "List training jobs under "+h.opts.DataDir+": the directory could not be read.", err)
 		return
 	}
-	p := jobsPage{Dir: h.opts.DataDir}
+	p := jobsPage{Dir: h.opts.DataDir, Unreadable: unreadable}
 	for _, j := range jobs {
 		p.Jobs = append(p.Jobs, jobRow{j, jobHref(j)})
 	}
@@ -254,7 +260,7 @@ func (j *trainJob) lossChart() lossChart {
 }
 
 func (h *Handler) findJob(id string) (*trainJob, error) {
-	jobs, err := listJobs(h.opts.DataDir)
+	jobs, _, err := listJobs(h.opts.DataDir)
 	for _, j := range jobs {
 		if j.ID == id {
 			return j, nil
@@ -268,7 +274,7 @@ func (h *Handler) handleJob(w http.ResponseWriter, r *http.Request) {
 	j, err := h.findJob(id)
 	if j == nil {
 		if err != nil {
-			h.fail(w, r, http.StatusInternalServerError, "List training jobs under "+h.opts.DataDir+": a job could not be read.", err)
+			h.fail(w, r, http.StatusInternalServerError, "List training jobs under "+h.opts.DataDir+": the directory could not be read.", err)
 			return
 		}
 		h.fail(w, r, http.StatusNotFound, fmt.Sprintf("No training job %q under %s. A job appears once `foundry train` has written job.json to its --out directory there.", id, h.opts.DataDir), nil)
