@@ -29,7 +29,7 @@ type BenchResult struct {
 func Benchmark(ctx context.Context, b *engine.Backend, cfg Config, batch, seq, steps int, log *slog.Logger) (BenchResult, error) {
 	cfg = cfg.Defaults()
 	if !cfg.Full {
-		if err := cfg.LoRA.validate(); err != nil {
+		if err := cfg.LoRA.Validate(); err != nil {
 			return BenchResult{}, err
 		}
 	}

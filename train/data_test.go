@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/foundryhq/foundry/tokenizer"
+	"github.com/foundryhq/foundry/train/lora"
 )
 
 func TestLoadDataMask(t *testing.T) {
@@ -106,11 +107,11 @@ func TestLearningRateSchedule(t *testing.T) {
 }
 
 func TestParseTargets(t *testing.T) {
-	p, err := ParseTargets("q, v,down_proj,q")
+	p, err := lora.ParseTargets("q, v,down_proj,q")
 	if err != nil || len(p) != 3 || p[0] != "q_proj" || p[2] != "down_proj" {
 		t.Fatalf("ParseTargets: %v %v", p, err)
 	}
-	if _, err := ParseTargets("q,lm_head"); err == nil || !strings.Contains(err.Error(), "lm_head") {
+	if _, err := lora.ParseTargets("q,lm_head"); err == nil || !strings.Contains(err.Error(), "lm_head") {
 		t.Fatalf("unknown target: %v", err)
 	}
 }
@@ -124,7 +125,7 @@ func TestNaNLoss(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "d.jsonl")
 	writeJSONL(t, data, taskPairs(words[:8]))
 	out := t.TempDir()
-	job, err := Run(t.Context(), Config{Base: dir, Data: data, Out: out, LoRA: LoRA{Rank: 4, Alpha: 8}, LR: 1e30, Batch: 4, Epochs: 4, EvalEvery: 1}, Options{Backend: b})
+	job, err := Run(t.Context(), Config{Base: dir, Data: data, Out: out, LoRA: lora.LoRA{Rank: 4, Alpha: 8}, LR: 1e30, Batch: 4, Epochs: 4, EvalEvery: 1}, Options{Backend: b})
 	if err == nil || !strings.Contains(err.Error(), "loss is") || !strings.Contains(err.Error(), "d.jsonl lines [") {
 		t.Fatalf("exploding run: %v", err)
 	}

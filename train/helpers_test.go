@@ -11,6 +11,7 @@ import (
 	"github.com/foundryhq/foundry/engine"
 	"github.com/foundryhq/foundry/model"
 	"github.com/foundryhq/foundry/safetensors"
+	"github.com/foundryhq/foundry/train/lora"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -118,7 +119,7 @@ func testBackend(t testing.TB) *engine.Backend {
 
 // forwardLogits returns float32 logits [len(ids), vocab] of the model in
 // dir, with adapter a (nil: none) through the LoRA hook.
-func forwardLogits(t testing.TB, b *engine.Backend, dir string, a *Adapter, ids []int32) [][]float32 {
+func forwardLogits(t testing.TB, b *engine.Backend, dir string, a *lora.Adapter, ids []int32) [][]float32 {
 	t.Helper()
 	m, err := model.Load(dir)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/foundryhq/foundry/model"
 	"github.com/foundryhq/foundry/model/nn"
+	"github.com/foundryhq/foundry/train/lora"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -15,20 +16,20 @@ import (
 
 // randomAdapter is an adapter on every projection with A and B drawn from
 // ±bound, so that it changes the model's outputs visibly.
-func randomAdapter(cfg model.Config, lora LoRA, seed uint64, bound float64) *Adapter {
+func randomAdapter(cfg model.Config, lcfg lora.LoRA, seed uint64, bound float64) *lora.Adapter {
 	r := rand.New(rand.NewPCG(seed, 7))
-	a := &Adapter{LoRA: lora, Modules: map[string]LoRAWeights{}}
+	a := &lora.Adapter{LoRA: lcfg, Modules: map[string]lora.LoRAWeights{}}
 	for l := range cfg.NumLayers {
-		for _, p := range lora.targets() {
-			out, in := projDims(cfg, p)
-			w := LoRAWeights{A: make([]float32, lora.Rank*in), B: make([]float32, out*lora.Rank), In: in, Out: out}
+		for _, p := range lcfg.Projections() {
+			out, in := lora.ProjectionDims(cfg, p)
+			w := lora.LoRAWeights{A: make([]float32, lcfg.Rank*in), B: make([]float32, out*lcfg.Rank), In: in, Out: out}
 			for i := range w.A {
 				w.A[i] = float32((2*r.Float64() - 1) * bound)
 			}
 			for i := range w.B {
 				w.B[i] = float32((2*r.Float64() - 1) * bound)
 			}
-			a.Modules[moduleName(l, p)] = w
+			a.Modules[lora.ModuleName(l, p)] = w
 		}
 	}
 	return a
@@ -44,25 +45,25 @@ func TestLoRAForward(t *testing.T) {
 	dir, cfg := tinyModelDir(t, 3)
 	base := forwardLogits(t, b, dir, nil, testIDs)
 
-	lora := LoRA{Rank: 4, Alpha: 8}
+	lcfg := lora.LoRA{Rank: 4, Alpha: 8}
 	ctx := mlctx.New()
-	mustf(t, InitLoRA(ctx, cfg, lora, 1), "InitLoRA")
-	fresh, err := AdapterFromContext(ctx, cfg, lora, dir)
-	mustf(t, err, "AdapterFromContext")
+	mustf(t, lora.Init(ctx, cfg, lcfg, 1), "lora.Init")
+	fresh, err := lora.FromContext(ctx, cfg, lcfg, dir)
+	mustf(t, err, "lora.FromContext")
 	if d := maxAbsDiff(base, forwardLogits(t, b, dir, fresh, testIDs)); d != 0 {
 		t.Fatalf("B=0 adapter changes the logits by %g; want exactly 0", d)
 	}
 
 	for _, rs := range []bool{false, true} {
-		lora := LoRA{Rank: 4, Alpha: 8, RSLoRA: rs, Targets: []nn.Projection{nn.Q, nn.V, nn.O, nn.Down}}
-		a := randomAdapter(cfg, lora, 5, 0.3)
+		lcfg := lora.LoRA{Rank: 4, Alpha: 8, RSLoRA: rs, Targets: []nn.Projection{nn.Q, nn.V, nn.O, nn.Down}}
+		a := randomAdapter(cfg, lcfg, 5, 0.3)
 		adapted := forwardLogits(t, b, dir, a, testIDs)
 		if d := maxAbsDiff(base, adapted); d < 1e-3 {
 			t.Fatalf("random adapter moves the logits by only %g", d)
 		}
 		adir, mdir := t.TempDir(), t.TempDir()
 		mustf(t, a.Save(adir), "save adapter")
-		mustf(t, Merge(dir, adir, mdir), "merge")
+		mustf(t, lora.Merge(dir, adir, mdir), "merge")
 		merged := forwardLogits(t, b, mdir, nil, testIDs)
 		if d := maxAbsDiff(adapted, merged); d > 1e-5 {
 			t.Fatalf("rslora=%v: merged model's logits differ from base+adapter by %g (> 1e-5)", rs, d)
@@ -96,25 +97,25 @@ func TestLoRAGradients(t *testing.T) {
 		}
 		ctx.InAbsPath(v.Scope()).Checked(false).VariableWithValue(v.Name(), tensors.FromFlatDataAndDimensions(d, v.Shape().Dimensions...)).SetTrainable(false)
 	}
-	lora := LoRA{Rank: 2, Alpha: 4, Targets: []nn.Projection{nn.Q, nn.K, nn.V, nn.O, nn.Gate, nn.Up, nn.Down}}
-	a := randomAdapter(cfg, lora, 9, 0.2)
+	lcfg := lora.LoRA{Rank: 2, Alpha: 4, Targets: []nn.Projection{nn.Q, nn.K, nn.V, nn.O, nn.Gate, nn.Up, nn.Down}}
+	a := randomAdapter(cfg, lcfg, 9, 0.2)
 	var vars []*mlctx.Variable
-	for _, mod := range a.moduleNames() {
+	for _, mod := range a.ModuleNames() {
 		w := a.Modules[mod]
 		for _, x := range []struct {
 			name string
 			v    []float32
 			dims []int
-		}{{varA, w.A, []int{lora.Rank, w.In}}, {varB, w.B, []int{w.Out, lora.Rank}}} {
+		}{{lora.VarA, w.A, []int{lcfg.Rank, w.In}}, {lora.VarB, w.B, []int{w.Out, lcfg.Rank}}} {
 			d := make([]float64, len(x.v))
 			for i, f := range x.v {
 				d[i] = float64(f)
 			}
-			vars = append(vars, ctx.InAbsPath(moduleScope(mod)).Checked(false).VariableWithValue(x.name, tensors.FromFlatDataAndDimensions(d, x.dims...)).SetTrainable(true))
+			vars = append(vars, ctx.InAbsPath(lora.ModuleScope(mod)).Checked(false).VariableWithValue(x.name, tensors.FromFlatDataAndDimensions(d, x.dims...)).SetTrainable(true))
 		}
 	}
 	registerGradients()
-	opts := model.Options{DType: dtypes.Float64, Hook: lora.Hook()}
+	opts := model.Options{DType: dtypes.Float64, Hook: lcfg.Hook()}
 	tokens := tensors.FromFlatDataAndDimensions(testIDs[:len(testIDs)-1], 1, len(testIDs)-1)
 	targets := tensors.FromFlatDataAndDimensions(testIDs[1:], 1, len(testIDs)-1)
 	wts := make([]float32, len(testIDs)-1)
@@ -184,8 +185,8 @@ func TestChunkedCrossEntropy(t *testing.T) {
 	mustf(t, err, "load")
 	defer m.Close()
 	mustf(t, m.Bind(ctx, dtypes.Float32), "bind")
-	lora := LoRA{Rank: 2, Alpha: 4}
-	randomAdapter(cfg, lora, 2, 0.2).Bind(ctx)
+	lcfg := lora.LoRA{Rank: 2, Alpha: 4}
+	randomAdapter(cfg, lcfg, 2, 0.2).Bind(ctx)
 	registerGradients()
 	n := len(testIDs) - 1
 	tokens := tensors.FromFlatDataAndDimensions(testIDs[:n], 1, n)
@@ -198,7 +199,7 @@ func TestChunkedCrossEntropy(t *testing.T) {
 	results := map[int][]float32{}
 	for _, chunk := range []int{n, 3} {
 		e, err := mlctx.NewExec(b, ctx, func(ctx *mlctx.Context, in []*Node) []*Node {
-			loss := batchLoss(ctx, cfg, model.Options{Hook: lora.Hook()}, in[0], nil, in[1], in[2], chunk, true)
+			loss := batchLoss(ctx, cfg, model.Options{Hook: lcfg.Hook()}, in[0], nil, in[1], in[2], chunk, true)
 			g := ctx.BuildTrainableVariablesGradientsGraph(loss)
 			return []*Node{loss, g[0], g[len(g)-1]}
 		})

@@ -7,6 +7,7 @@ import (
 
 	"github.com/foundryhq/foundry/model"
 	"github.com/foundryhq/foundry/tokenizer"
+	"github.com/foundryhq/foundry/train/lora"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive
 	mlctx "github.com/gomlx/gomlx/pkg/ml/context"
@@ -43,10 +44,10 @@ func TestPacking(t *testing.T) {
 	defer m.Close()
 	ctx := mlctx.New()
 	mustf(t, m.Bind(ctx, dtypes.Float32), "bind")
-	lora := LoRA{Rank: 4, Alpha: 8}
-	randomAdapter(cfg, lora, 8, 0.3).Bind(ctx)
+	lcfg := lora.LoRA{Rank: 4, Alpha: 8}
+	randomAdapter(cfg, lcfg, 8, 0.3).Bind(ctx)
 	e, err := mlctx.NewExec(b, ctx, func(ctx *mlctx.Context, tok, tg, w, pos, seg *Node) *Node {
-		return batchLoss(ctx, cfg, model.Options{Hook: lora.Hook(), Segments: seg}, tok, pos, tg, w, 16, false)
+		return batchLoss(ctx, cfg, model.Options{Hook: lcfg.Hook(), Segments: seg}, tok, pos, tg, w, 16, false)
 	})
 	mustf(t, err, "exec")
 	loss := func(bt batch) float64 {
@@ -67,7 +68,7 @@ func TestPacking(t *testing.T) {
 
 	data := filepath.Join(t.TempDir(), "train.jsonl")
 	writeJSONL(t, data, taskPairs(words[:48]))
-	job, err := Run(t.Context(), Config{Base: dir, Data: data, Out: t.TempDir(), Pack: true, MaxLen: 128, Batch: 2, LoRA: lora, LR: 1e-2, Epochs: 2, Seed: 1}, Options{Backend: b})
+	job, err := Run(t.Context(), Config{Base: dir, Data: data, Out: t.TempDir(), Pack: true, MaxLen: 128, Batch: 2, LoRA: lcfg, LR: 1e-2, Epochs: 2, Seed: 1}, Options{Backend: b})
 	mustf(t, err, "packed run")
 	// ~22 tokens an example: 5 in a row of 128, so 5 batches of 2 rows an
 	// epoch where one example a row would take 24.

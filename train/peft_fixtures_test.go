@@ -13,6 +13,7 @@ import (
 	"github.com/foundryhq/foundry/engine/npy"
 	"github.com/foundryhq/foundry/model"
 	"github.com/foundryhq/foundry/safetensors"
+	"github.com/foundryhq/foundry/train/lora"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -51,7 +52,7 @@ func TestPEFTFixtures(t *testing.T) {
 			base := filepath.Join("..", "model", "testdata", arch)
 			cfg, err := model.LoadConfig(base)
 			mustf(t, err, "base config")
-			a, err := LoadAdapter(filepath.Join(dir, "adapter"), cfg)
+			a, err := lora.LoadAdapter(filepath.Join(dir, "adapter"), cfg)
 			mustf(t, err, "load the reference adapter")
 
 			_, want, err := npy.ReadFile(filepath.Join(dir, "logits.npy"))
@@ -93,12 +94,12 @@ func TestPEFTFixtures(t *testing.T) {
 
 			foundryDir := filepath.Join(dir, "foundry_adapter")
 			if *writeFoundryAdapters {
-				fa := randomAdapter(cfg, LoRA{Rank: 4, Alpha: 8, RSLoRA: arch == "qwen3"}, 77, 0.2)
+				fa := randomAdapter(cfg, lora.LoRA{Rank: 4, Alpha: 8, RSLoRA: arch == "qwen3"}, 77, 0.2)
 				fa.BaseModel = "model/testdata/" + arch
 				mustf(t, fa.Save(foundryDir), "write Foundry adapter")
 			}
 			if _, err := os.Stat(filepath.Join(dir, "foundry_logits.npy")); err == nil {
-				fa, err := LoadAdapter(foundryDir, cfg)
+				fa, err := lora.LoadAdapter(foundryDir, cfg)
 				mustf(t, err, "load Foundry's adapter")
 				_, want, err := npy.ReadFile(filepath.Join(dir, "foundry_logits.npy"))
 				mustf(t, err, "foundry_logits.npy")
@@ -117,7 +118,7 @@ func TestPEFTFixtures(t *testing.T) {
 
 // lossAndGrads is one training step's loss (mean cross-entropy over the
 // masked next tokens) and its gradients, keyed by PEFT tensor name.
-func lossAndGrads(t *testing.T, be *engine.Backend, base string, a *Adapter, ref peftReference) (float64, map[string][]float32) {
+func lossAndGrads(t *testing.T, be *engine.Backend, base string, a *lora.Adapter, ref peftReference) (float64, map[string][]float32) {
 	t.Helper()
 	m, err := model.Load(base)
 	mustf(t, err, "load base")
@@ -149,7 +150,7 @@ func lossAndGrads(t *testing.T, be *engine.Backend, base string, a *Adapter, ref
 	mustf(t, err, "run")
 	grads := map[string][]float32{}
 	for i, v := range vars {
-		key := peftPrefix + strings.ReplaceAll(strings.TrimPrefix(v.Scope(), "/"), "/", ".") + "." + v.Name() + ".weight"
+		key := lora.PEFTPrefix + strings.ReplaceAll(strings.TrimPrefix(v.Scope(), "/"), "/", ".") + "." + v.Name() + ".weight"
 		grads[key], _ = tensors.CopyFlatData[float32](outs[i+1])
 	}
 	loss, _ := tensors.CopyFlatData[float32](outs[0])

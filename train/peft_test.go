@@ -11,6 +11,7 @@ import (
 
 	"github.com/foundryhq/foundry/model/nn"
 	"github.com/foundryhq/foundry/safetensors"
+	"github.com/foundryhq/foundry/train/lora"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files (go test ./train -run PEFT -update)")
@@ -22,13 +23,13 @@ var update = flag.Bool("update", false, "rewrite golden files (go test ./train -
 func TestPEFTRoundTrip(t *testing.T) {
 	b := testBackend(t)
 	dir, cfg := tinyModelDir(t, 31)
-	lora := LoRA{Rank: 4, Alpha: 16, Dropout: 0.05, Targets: []nn.Projection{nn.Q, nn.K, nn.V, nn.O, nn.Gate, nn.Up, nn.Down}}
-	a := randomAdapter(cfg, lora, 3, 0.2)
+	lcfg := lora.LoRA{Rank: 4, Alpha: 16, Dropout: 0.05, Targets: []nn.Projection{nn.Q, nn.K, nn.V, nn.O, nn.Gate, nn.Up, nn.Down}}
+	a := randomAdapter(cfg, lcfg, 3, 0.2)
 	a.BaseModel = "foundry/tiny-llama"
 	out := t.TempDir()
 	mustf(t, a.Save(out), "save")
 
-	got, err := os.ReadFile(filepath.Join(out, AdapterConfigFile))
+	got, err := os.ReadFile(filepath.Join(out, lora.AdapterConfigFile))
 	mustf(t, err, "read config")
 	golden := filepath.Join("testdata", "adapter_config.golden.json")
 	if *update {
@@ -47,7 +48,7 @@ func TestPEFTRoundTrip(t *testing.T) {
 		}
 	}
 
-	f, err := safetensors.Open(filepath.Join(out, AdapterWeightsFile))
+	f, err := safetensors.Open(filepath.Join(out, lora.AdapterWeightsFile))
 	mustf(t, err, "open weights")
 	if n := len(f.Names()); n != 2*7*cfg.NumLayers {
 		t.Errorf("%d tensors, want %d", n, 2*7*cfg.NumLayers)
@@ -66,9 +67,9 @@ func TestPEFTRoundTrip(t *testing.T) {
 	}
 	f.Close()
 
-	back, err := LoadAdapter(out, cfg)
+	back, err := lora.LoadAdapter(out, cfg)
 	mustf(t, err, "load")
-	if back.LoRA.Rank != 4 || back.LoRA.Alpha != 16 || back.BaseModel != a.BaseModel || len(back.LoRA.targets()) != 7 {
+	if back.LoRA.Rank != 4 || back.LoRA.Alpha != 16 || back.BaseModel != a.BaseModel || len(back.LoRA.Projections()) != 7 {
 		t.Fatalf("loaded adapter %+v", back.LoRA)
 	}
 	want1 := forwardLogits(t, b, dir, a, testIDs)
@@ -78,8 +79,8 @@ func TestPEFTRoundTrip(t *testing.T) {
 
 	// Keys as some PEFT versions write them: ".default" before ".weight", and no base_model prefix.
 	variant := t.TempDir()
-	copyTo(t, filepath.Join(out, AdapterConfigFile), filepath.Join(variant, AdapterConfigFile))
-	f, _ = safetensors.Open(filepath.Join(out, AdapterWeightsFile))
+	copyTo(t, filepath.Join(out, lora.AdapterConfigFile), filepath.Join(variant, lora.AdapterConfigFile))
+	f, _ = safetensors.Open(filepath.Join(out, lora.AdapterWeightsFile))
 	var ts []safetensors.Tensor
 	for i, name := range f.Names() {
 		info, raw, _ := f.Raw(name)
@@ -89,9 +90,9 @@ func TestPEFTRoundTrip(t *testing.T) {
 		}
 		ts = append(ts, safetensors.Tensor{Name: n, DType: info.DType, Shape: info.Shape, Data: raw})
 	}
-	mustf(t, safetensors.Write(filepath.Join(variant, AdapterWeightsFile), ts, nil), "write variant")
+	mustf(t, safetensors.Write(filepath.Join(variant, lora.AdapterWeightsFile), ts, nil), "write variant")
 	f.Close() // after Write: the raw bytes are memory-mapped
-	v, err := LoadAdapter(variant, cfg)
+	v, err := lora.LoadAdapter(variant, cfg)
 	mustf(t, err, "load .default variant")
 	if d := maxAbsDiff(want1, forwardLogits(t, b, dir, v, testIDs)); d != 0 {
 		t.Fatalf("logits with the .default key variant differ by %g", d)
@@ -107,38 +108,38 @@ func copyTo(t testing.TB, src, dst string) {
 // files from two adapters, fails with a message naming the module and the cause.
 func TestAdapterMismatch(t *testing.T) {
 	_, cfg := tinyModelDir(t, 32)
-	a := randomAdapter(cfg, LoRA{Rank: 4, Alpha: 8}, 1, 0.1)
+	a := randomAdapter(cfg, lora.LoRA{Rank: 4, Alpha: 8}, 1, 0.1)
 	dir := filepath.Join(t.TempDir(), "support-v3")
 	mustf(t, a.Save(dir), "save")
 
 	other := cfg
 	other.HiddenSize, other.HeadDim = 96, 24
-	_, err := LoadAdapter(dir, other)
+	_, err := lora.LoadAdapter(dir, other)
 	if err == nil || !strings.Contains(err.Error(), `load adapter "support-v3"`) || !strings.Contains(err.Error(), "was it trained on another base?") {
 		t.Fatalf("adapter on a base with another hidden size: %v", err)
 	}
 	t.Logf("wrong base: %v", err)
 	fewer := cfg
 	fewer.NumLayers = 1
-	if _, err := LoadAdapter(dir, fewer); err == nil || !strings.Contains(err.Error(), "layer 1 but the base model has 1 layers") {
+	if _, err := lora.LoadAdapter(dir, fewer); err == nil || !strings.Contains(err.Error(), "layer 1 but the base model has 1 layers") {
 		t.Fatalf("adapter with more layers than the base: %v", err)
 	}
 
 	// adapter_config.json saying r=16 over rank-4 matrices.
-	b, _ := os.ReadFile(filepath.Join(dir, AdapterConfigFile))
-	mustf(t, os.WriteFile(filepath.Join(dir, AdapterConfigFile), []byte(strings.Replace(string(b), `"r": 4`, `"r": 16`, 1)), 0o644), "edit")
-	_, err = LoadAdapter(dir, cfg)
+	b, _ := os.ReadFile(filepath.Join(dir, lora.AdapterConfigFile))
+	mustf(t, os.WriteFile(filepath.Join(dir, lora.AdapterConfigFile), []byte(strings.Replace(string(b), `"r": 4`, `"r": 16`, 1)), 0o644), "edit")
+	_, err = lora.LoadAdapter(dir, cfg)
 	if err == nil || !strings.Contains(err.Error(), "has rank 4 but adapter_config.json says r=16") {
 		t.Fatalf("rank mismatch: %v", err)
 	}
 	t.Logf("rank mismatch: %v", err)
 
-	if _, err := LoadAdapter(t.TempDir(), cfg); err == nil || !strings.Contains(err.Error(), "no adapter_config.json") {
+	if _, err := lora.LoadAdapter(t.TempDir(), cfg); err == nil || !strings.Contains(err.Error(), "no adapter_config.json") {
 		t.Fatalf("empty directory: %v", err)
 	}
 	// Merge refuses too, before writing anything.
 	base, _ := tinyModelDir(t, 33)
-	if err := Merge(base, dir, t.TempDir()); err == nil {
+	if err := lora.Merge(base, dir, t.TempDir()); err == nil {
 		t.Fatal("merge with a mismatched adapter: want an error")
 	}
 }

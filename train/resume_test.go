@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/foundryhq/foundry/safetensors"
+	"github.com/foundryhq/foundry/train/lora"
 )
 
 // TestResumeExact: training 8 steps straight, and training 4, stopping
@@ -26,7 +27,7 @@ func TestResumeExact(t *testing.T) {
 	data := filepath.Join(tmp, "train.jsonl")
 	writeJSONL(t, data, taskPairs(words[:40]))
 	cfg := Config{
-		Base: dir, Data: data, ValFraction: 0.2, LoRA: LoRA{Rank: 4, Alpha: 8, Dropout: 0.1},
+		Base: dir, Data: data, ValFraction: 0.2, LoRA: lora.LoRA{Rank: 4, Alpha: 8, Dropout: 0.1},
 		LR: 3e-3, Epochs: 2, Batch: 4, Accum: 2, Warmup: 0.2, EvalEvery: 2, Seed: 7, WeightDecay: 0.01,
 	}
 	straight := cfg
@@ -55,9 +56,9 @@ func TestResumeExact(t *testing.T) {
 	if !slices.Equal(a.Val, second.Val) {
 		t.Fatalf("validation curves differ:\nstraight %v\nresumed  %v", a.Val, second.Val)
 	}
-	x, err := os.ReadFile(filepath.Join(straight.Out, AdapterWeightsFile))
+	x, err := os.ReadFile(filepath.Join(straight.Out, lora.AdapterWeightsFile))
 	mustf(t, err, "read adapter")
-	y, err := os.ReadFile(filepath.Join(split.Out, AdapterWeightsFile))
+	y, err := os.ReadFile(filepath.Join(split.Out, lora.AdapterWeightsFile))
 	mustf(t, err, "read adapter")
 	if !bytes.Equal(x, y) {
 		t.Fatal("adapters of the straight and the resumed run differ")
@@ -83,7 +84,7 @@ func TestAccumulation(t *testing.T) {
 	// Four examples of equal length, so both runs see the same padded tokens.
 	writeJSONL(t, data, taskPairs([]string{words[0], words[1], words[2], words[3]}))
 	run := func(batch, accum int) *Job {
-		cfg := Config{Base: dir, Data: data, Out: filepath.Join(tmp, "out", string(rune('0'+batch))), LoRA: LoRA{Rank: 4, Alpha: 8},
+		cfg := Config{Base: dir, Data: data, Out: filepath.Join(tmp, "out", string(rune('0'+batch))), LoRA: lora.LoRA{Rank: 4, Alpha: 8},
 			LR: 1e-2, Batch: batch, Accum: accum, MaxSteps: 2, Epochs: 2, Seed: 3}
 		job, err := Run(t.Context(), cfg, Options{Backend: b})
 		mustf(t, err, "run batch %d accum %d", batch, accum)
@@ -120,7 +121,7 @@ func TestEarlyStopping(t *testing.T) {
 	writeJSONL(t, data, tr)
 	writeJSONL(t, val, va)
 	out := filepath.Join(tmp, "out")
-	job, err := Run(t.Context(), Config{Base: dir, Data: data, Val: val, Out: out, LoRA: LoRA{Rank: 4, Alpha: 8},
+	job, err := Run(t.Context(), Config{Base: dir, Data: data, Val: val, Out: out, LoRA: lora.LoRA{Rank: 4, Alpha: 8},
 		LR: 1e-2, Batch: 4, Epochs: 5, EvalEvery: 2, Patience: 2, Seed: 1}, Options{Backend: b})
 	mustf(t, err, "train")
 	best := 0
@@ -133,7 +134,7 @@ func TestEarlyStopping(t *testing.T) {
 		t.Fatalf("status %s at step %d of %d with validation %v; want stopped_early two evaluations after the best", job.Status, job.Step, job.Steps, job.Val)
 	}
 	// The kept adapter is not the last one (the checkpoint holds the last).
-	a, err := LoadAdapter(out, cfg)
+	a, err := lora.LoadAdapter(out, cfg)
 	mustf(t, err, "load adapter")
 	f, err := safetensors.Open(filepath.Join(out, "checkpoint", "state.safetensors"))
 	mustf(t, err, "open checkpoint")
@@ -157,7 +158,7 @@ func TestCancelCheckpoints(t *testing.T) {
 	out := t.TempDir()
 	ctx, cancel := context.WithCancel(t.Context())
 	store := &cancelAfter{n: 3, cancel: cancel}
-	job, err := Run(ctx, Config{Base: dir, Data: data, Out: out, LoRA: LoRA{Rank: 4, Alpha: 8}, Batch: 4, Epochs: 3, EvalEvery: 1}, Options{Backend: b, Store: store})
+	job, err := Run(ctx, Config{Base: dir, Data: data, Out: out, LoRA: lora.LoRA{Rank: 4, Alpha: 8}, Batch: 4, Epochs: 3, EvalEvery: 1}, Options{Backend: b, Store: store})
 	if err == nil || job.Status != StatusInterrupted {
 		t.Fatalf("cancelled run: status %v, error %v", job.Status, err)
 	}

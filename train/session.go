@@ -12,6 +12,7 @@ import (
 	"github.com/foundryhq/foundry/engine"
 	"github.com/foundryhq/foundry/model"
 	"github.com/foundryhq/foundry/safetensors"
+	"github.com/foundryhq/foundry/train/lora"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // graph code reads best unqualified
 	"github.com/gomlx/gomlx/pkg/core/shapes"
@@ -62,7 +63,7 @@ func newSession(cfg Config, b *engine.Backend, log *slog.Logger) (*session, erro
 		}
 	}
 	if !cfg.Full {
-		if err := InitLoRA(s.ctx, s.mcfg, cfg.LoRA, cfg.Seed); err != nil {
+		if err := lora.Init(s.ctx, s.mcfg, cfg.LoRA, cfg.Seed); err != nil {
 			return nil, fmt.Errorf("train: %w", err)
 		}
 	}
@@ -116,7 +117,7 @@ func (s *session) close() {
 func (s *session) forwardLoss(ctx *mlctx.Context, tokens, positions, segments, targets, weights, rng *Node, withGrad bool) *Node {
 	opts := model.Options{DType: s.dtype, Segments: segments}
 	if !s.cfg.Full {
-		opts.Hook = (&loraHook{scale: s.cfg.LoRA.Scale(), dropout: s.cfg.LoRA.Dropout, rng: rng}).apply
+		opts.Hook = s.cfg.LoRA.TrainingHook(rng)
 	}
 	return batchLoss(ctx, s.mcfg, opts, tokens, positions, targets, weights, s.cfg.LossChunk, withGrad)
 }
@@ -382,7 +383,7 @@ func (s *session) loadCheckpoint(dir string, st *trainerState) (bool, error) {
 // saveOutput writes the trained adapter (or, with Full, the whole model) to cfg.Out.
 func (s *session) saveOutput(cfg Config) (map[string]string, error) {
 	if !cfg.Full {
-		a, err := AdapterFromContext(s.ctx, s.mcfg, cfg.LoRA, cfg.Base)
+		a, err := lora.FromContext(s.ctx, s.mcfg, cfg.LoRA, cfg.Base)
 		if err != nil {
 			return nil, fmt.Errorf("train: %w", err)
 		}
@@ -415,7 +416,7 @@ func (s *session) saveOutput(cfg Config) (map[string]string, error) {
 	if err := safetensors.Write(filepath.Join(cfg.Out, "model.safetensors"), ts, map[string]string{"format": "pt"}); err != nil {
 		return nil, fmt.Errorf("train: save model: %w", err)
 	}
-	if err := copyModelFiles(cfg.Base, cfg.Out); err != nil {
+	if err := lora.CopyModelFiles(cfg.Base, cfg.Out); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	return map[string]string{"model": cfg.Out}, nil

@@ -10,6 +10,7 @@ import (
 	"github.com/foundryhq/foundry/engine"
 	"github.com/foundryhq/foundry/model"
 	"github.com/foundryhq/foundry/tokenizer"
+	"github.com/foundryhq/foundry/train/lora"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -57,7 +58,7 @@ func taskPairs(words []string) [][2]string {
 
 // greedy decodes up to maxNew tokens after each prompt with the model in
 // dir plus adapter a, stopping at <|im_end|>.
-func greedy(t testing.TB, b *engine.Backend, dir string, a *Adapter, prompts [][]int32, maxNew int) [][]int32 {
+func greedy(t testing.TB, b *engine.Backend, dir string, a *lora.Adapter, prompts [][]int32, maxNew int) [][]int32 {
 	t.Helper()
 	m, err := model.Load(dir)
 	mustf(t, err, "load")
@@ -122,7 +123,7 @@ func TestTrainSyntheticTask(t *testing.T) {
 	writeJSONL(t, val, taskPairs(valW))
 	out := filepath.Join(tmp, "adapter")
 	cfg := Config{
-		Base: dir, Data: data, Val: val, Out: out, LoRA: LoRA{Rank: 16, Alpha: 32, Dropout: 0.05},
+		Base: dir, Data: data, Val: val, Out: out, LoRA: lora.LoRA{Rank: 16, Alpha: 32, Dropout: 0.05},
 		LR: 3e-3, Epochs: 12, Batch: 16, Warmup: 0.1, EvalEvery: 10, Seed: 1, PricePerHour: 2.5,
 	}
 	job, err := Run(t.Context(), cfg, Options{Backend: b})
@@ -149,7 +150,7 @@ func TestTrainSyntheticTask(t *testing.T) {
 	mustf(t, err, "tokenizer")
 	mc, err := model.LoadConfig(dir)
 	mustf(t, err, "config")
-	a, err := LoadAdapter(out, mc)
+	a, err := lora.LoadAdapter(out, mc)
 	mustf(t, err, "load adapter")
 	var prompts [][]int32
 	for _, w := range testW {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/foundryhq/foundry/engine"
 	"github.com/foundryhq/foundry/tokenizer"
+	"github.com/foundryhq/foundry/train/lora"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 )
@@ -29,7 +30,7 @@ type Config struct {
 	ValFraction float64 `json:"val_fraction,omitempty"`
 	Out         string  `json:"out"`
 
-	LoRA LoRA `json:"lora"`
+	LoRA lora.LoRA `json:"lora"`
 	// Full trains every weight of the base instead of an adapter (tiny
 	// models; a base directory with only config.json starts from random weights).
 	Full bool `json:"full,omitempty"`
@@ -119,7 +120,7 @@ func (c Config) validate() error {
 		return fmt.Errorf("train: validation fraction must be in [0, 1), got %g", c.ValFraction)
 	}
 	if !c.Full {
-		return c.LoRA.validate()
+		return c.LoRA.Validate()
 	}
 	return nil
 }

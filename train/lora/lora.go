@@ -1,10 +1,10 @@
-// Package train fine-tunes Llama-family models on the native engine: LoRA
-// adapters (or all weights, for tiny models trained from scratch) on chat
-// data in OpenAI fine-tuning JSONL, with AdamW, warmup and cosine or linear
-// decay, gradient clipping and accumulation, validation, early stopping and
-// exactly resumable checkpoints. Adapters are read and written in PEFT
-// format, and Merge folds an adapter into its base model's weights.
-package train
+// Package lora is Foundry's LoRA adapter: its shape (rank, alpha, targets,
+// rsLoRA), its variables in a GoMLX context and the nn.Hook that applies
+// them, the PEFT file format (adapter_config.json and
+// adapter_model.safetensors, read and written) and Merge into the base
+// weights. It depends only on model, model/nn and safetensors, so the
+// engine can serve adapters without importing the training loop.
+package lora
 
 import (
 	"fmt"
@@ -25,8 +25,8 @@ import (
 // LoRA variables sit beside the weight they adapt, in the projection's
 // scope: /model/layers/3/self_attn/q_proj/lora_A.
 const (
-	varA = "lora_A"
-	varB = "lora_B"
+	VarA = "lora_A" // [rank, in]
+	VarB = "lora_B" // [out, rank]
 )
 
 // LoRA is the shape of an adapter: which projections, rank, scaling and dropout.
@@ -49,7 +49,8 @@ func (l LoRA) Scale() float64 {
 }
 
 // targets returns the adapted projections in block order.
-func (l LoRA) targets() []nn.Projection {
+// Projections lists the adapted projections in block order (all seven when Targets is empty).
+func (l LoRA) Projections() []nn.Projection {
 	if len(l.Targets) == 0 {
 		return slices.Clone(nn.Projections)
 	}
@@ -62,7 +63,8 @@ func (l LoRA) targets() []nn.Projection {
 	return out
 }
 
-func (l LoRA) validate() error {
+// Validate checks rank, alpha, dropout and targets.
+func (l LoRA) Validate() error {
 	if l.Rank <= 0 {
 		return fmt.Errorf("LoRA rank must be positive, got %d", l.Rank)
 	}
@@ -109,8 +111,8 @@ func ParseTargets(s string) ([]nn.Projection, error) {
 	return out, nil
 }
 
-// projDims returns the [out, in] shape of projection p's weight.
-func projDims(cfg model.Config, p nn.Projection) (out, in int) {
+// ProjectionDims returns the [out, in] shape of projection p's weight.
+func ProjectionDims(cfg model.Config, p nn.Projection) (out, in int) {
 	h, q, kv := cfg.HiddenSize, cfg.NumHeads*cfg.HeadDim, cfg.NumKVHeads*cfg.HeadDim
 	switch p {
 	case nn.Q:
@@ -126,9 +128,9 @@ func projDims(cfg model.Config, p nn.Projection) (out, in int) {
 	}
 }
 
-// moduleName is the Hugging Face module of layer l's projection p:
+// ModuleName is the Hugging Face module of layer l's projection p:
 // "model.layers.3.self_attn.q_proj".
-func moduleName(l int, p nn.Projection) string {
+func ModuleName(l int, p nn.Projection) string {
 	group := "mlp"
 	switch p {
 	case nn.Q, nn.K, nn.V, nn.O:
@@ -137,26 +139,26 @@ func moduleName(l int, p nn.Projection) string {
 	return fmt.Sprintf("model.layers.%d.%s.%s", l, group, p)
 }
 
-// moduleScope is moduleName as a context scope.
-func moduleScope(module string) string { return "/" + strings.ReplaceAll(module, ".", "/") }
+// ModuleScope is ModuleName as a context scope.
+func ModuleScope(module string) string { return "/" + strings.ReplaceAll(module, ".", "/") }
 
-// InitLoRA creates the adapter variables of lora in ctx for a model of cfg,
+// Init creates the adapter variables of lora in ctx for a model of cfg,
 // as PEFT initialises them: A [r, in] Kaiming-uniform (a=√5, so uniform in
 // ±1/√in), B [out, r] zeros, both float32 and trainable. seed fixes A.
-func InitLoRA(ctx *context.Context, cfg model.Config, lora LoRA, seed uint64) error {
-	if err := lora.validate(); err != nil {
+func Init(ctx *context.Context, cfg model.Config, lora LoRA, seed uint64) error {
+	if err := lora.Validate(); err != nil {
 		return err
 	}
 	r := rand.New(rand.NewPCG(seed, 0x10a4))
 	for l := range cfg.NumLayers {
-		for _, p := range lora.targets() {
-			out, in := projDims(cfg, p)
+		for _, p := range lora.Projections() {
+			out, in := ProjectionDims(cfg, p)
 			a := make([]float32, lora.Rank*in)
 			bound := 1 / math.Sqrt(float64(in))
 			for i := range a {
 				a[i] = float32((2*r.Float64() - 1) * bound)
 			}
-			setLoRAVars(ctx, moduleName(l, p), tensors.FromFlatDataAndDimensions(a, lora.Rank, in),
+			setLoRAVars(ctx, ModuleName(l, p), tensors.FromFlatDataAndDimensions(a, lora.Rank, in),
 				tensors.FromShape(shapes.Make(dtypes.Float32, out, lora.Rank)))
 		}
 	}
@@ -165,11 +167,11 @@ func InitLoRA(ctx *context.Context, cfg model.Config, lora LoRA, seed uint64) er
 
 // setLoRAVars creates (or overwrites) a module's trainable A and B.
 func setLoRAVars(ctx *context.Context, module string, a, b *tensors.Tensor) {
-	mctx := ctx.InAbsPath(moduleScope(module)).Checked(false)
+	mctx := ctx.InAbsPath(ModuleScope(module)).Checked(false)
 	for _, nt := range []struct {
 		name string
 		t    *tensors.Tensor
-	}{{varA, a}, {varB, b}} { // A before B: variable order fixes the gradients' order
+	}{{VarA, a}, {VarB, b}} { // A before B: variable order fixes the gradients' order
 		name, t := nt.name, nt.t
 		if v := mctx.GetVariableByScopeAndName(mctx.Scope(), name); v != nil {
 			v.MustSetValue(t)
@@ -190,9 +192,15 @@ type loraHook struct {
 // Hook returns the inference hook (no dropout) for LoRA variables in the context.
 func (l LoRA) Hook() nn.Hook { return (&loraHook{scale: l.Scale()}).apply }
 
+// TrainingHook is Hook with dropout on the adapter's input, its masks drawn
+// from rng (a graph RNG state, threaded through the projections in order).
+func (l LoRA) TrainingHook(rng *graph.Node) nn.Hook {
+	return (&loraHook{scale: l.Scale(), dropout: l.Dropout, rng: rng}).apply
+}
+
 func (h *loraHook) apply(ctx *context.Context, _ int, _ nn.Projection, x, y *graph.Node) *graph.Node {
-	va := ctx.GetVariableByScopeAndName(ctx.Scope(), varA)
-	vb := ctx.GetVariableByScopeAndName(ctx.Scope(), varB)
+	va := ctx.GetVariableByScopeAndName(ctx.Scope(), VarA)
+	vb := ctx.GetVariableByScopeAndName(ctx.Scope(), VarB)
 	if va == nil || vb == nil {
 		return y
 	}

@@ -1,4 +1,4 @@
-package train
+package lora
 
 import (
 	"fmt"
@@ -70,12 +70,12 @@ func Merge(baseDir, adapterDir, outDir string) error {
 	if err := safetensors.Write(filepath.Join(outDir, "model.safetensors"), ts, map[string]string{"format": "pt"}); err != nil {
 		return fmt.Errorf("merge: %w", err)
 	}
-	return copyModelFiles(baseDir, outDir)
+	return CopyModelFiles(baseDir, outDir)
 }
 
-// copyModelFiles copies a model directory's small files (config, tokenizer,
+// CopyModelFiles copies a model directory's small files (config, tokenizer,
 // generation config, chat template) to outDir; weights are left out.
-func copyModelFiles(from, to string) error {
+func CopyModelFiles(from, to string) error {
 	entries, err := os.ReadDir(from)
 	if err != nil {
 		return fmt.Errorf("copy model files: %w", err)

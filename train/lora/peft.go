@@ -1,4 +1,4 @@
-package train
+package lora
 
 import (
 	"encoding/json"
@@ -22,7 +22,7 @@ import (
 const (
 	AdapterConfigFile  = "adapter_config.json"
 	AdapterWeightsFile = "adapter_model.safetensors"
-	peftPrefix         = "base_model.model."
+	PEFTPrefix         = "base_model.model."
 )
 
 // Adapter is a LoRA adapter on the host: its shape and, per adapted module
@@ -68,7 +68,7 @@ type PEFTConfig struct {
 // peftConfig renders a's adapter_config.json.
 func (a *Adapter) peftConfig() PEFTConfig {
 	var targets []string
-	for _, p := range a.LoRA.targets() {
+	for _, p := range a.LoRA.Projections() {
 		targets = append(targets, string(p))
 	}
 	sort.Strings(targets) // PEFT writes a set; sorted is stable
@@ -81,17 +81,17 @@ func (a *Adapter) peftConfig() PEFTConfig {
 	}
 }
 
-// AdapterFromContext reads the adapter variables InitLoRA (or Bind) put in
+// FromContext reads the adapter variables Init (or Bind) put in
 // ctx for a model of cfg.
-func AdapterFromContext(ctx *context.Context, cfg model.Config, lora LoRA, baseModel string) (*Adapter, error) {
+func FromContext(ctx *context.Context, cfg model.Config, lora LoRA, baseModel string) (*Adapter, error) {
 	a := &Adapter{LoRA: lora, BaseModel: baseModel, Modules: map[string]LoRAWeights{}}
 	for l := range cfg.NumLayers {
-		for _, p := range lora.targets() {
-			mod := moduleName(l, p)
-			scope := moduleScope(mod)
-			va, vb := ctx.GetVariableByScopeAndName(scope, varA), ctx.GetVariableByScopeAndName(scope, varB)
+		for _, p := range lora.Projections() {
+			mod := ModuleName(l, p)
+			scope := ModuleScope(mod)
+			va, vb := ctx.GetVariableByScopeAndName(scope, VarA), ctx.GetVariableByScopeAndName(scope, VarB)
 			if va == nil || vb == nil {
-				return nil, fmt.Errorf("adapter: no LoRA variables for %s in the context (was InitLoRA called with the same targets?)", mod)
+				return nil, fmt.Errorf("adapter: no LoRA variables for %s in the context (was Init called with the same targets?)", mod)
 			}
 			av, err := tensors.CopyFlatData[float32](va.MustValue())
 			if err != nil {
@@ -101,7 +101,7 @@ func AdapterFromContext(ctx *context.Context, cfg model.Config, lora LoRA, baseM
 			if err != nil {
 				return nil, fmt.Errorf("adapter: %s lora_B: %w", mod, err)
 			}
-			out, in := projDims(cfg, p)
+			out, in := ProjectionDims(cfg, p)
 			a.Modules[mod] = LoRAWeights{A: av, B: bv, In: in, Out: out}
 		}
 	}
@@ -111,14 +111,14 @@ func AdapterFromContext(ctx *context.Context, cfg model.Config, lora LoRA, baseM
 // Bind puts the adapter's matrices into ctx as trainable float32 variables,
 // where LoRA.Hook (and training) find them.
 func (a *Adapter) Bind(ctx *context.Context) {
-	for _, mod := range a.moduleNames() {
+	for _, mod := range a.ModuleNames() {
 		w := a.Modules[mod]
 		setLoRAVars(ctx, mod, tensors.FromFlatDataAndDimensions(slices.Clone(w.A), a.LoRA.Rank, w.In),
 			tensors.FromFlatDataAndDimensions(slices.Clone(w.B), w.Out, a.LoRA.Rank))
 	}
 }
 
-func (a *Adapter) moduleNames() []string {
+func (a *Adapter) ModuleNames() []string {
 	names := make([]string, 0, len(a.Modules))
 	for k := range a.Modules {
 		names = append(names, k)
@@ -145,7 +145,7 @@ func parseModule(mod string) (int, nn.Projection, bool) {
 	}
 	l, err := strconv.Atoi(parts[2])
 	p := nn.Projection(parts[4])
-	if err != nil || l < 0 || !slices.Contains(nn.Projections, p) || moduleName(l, p) != mod {
+	if err != nil || l < 0 || !slices.Contains(nn.Projections, p) || ModuleName(l, p) != mod {
 		return 0, "", false
 	}
 	return l, p, true
@@ -160,13 +160,13 @@ func (a *Adapter) Save(dir string) error {
 		return fmt.Errorf("save adapter: %w", err)
 	}
 	var ts []safetensors.Tensor
-	for _, mod := range a.moduleNames() {
+	for _, mod := range a.ModuleNames() {
 		w := a.Modules[mod]
-		ta, err := safetensors.Float32Tensor(peftPrefix+mod+".lora_A.weight", safetensors.F32, []int{a.LoRA.Rank, w.In}, w.A)
+		ta, err := safetensors.Float32Tensor(PEFTPrefix+mod+".lora_A.weight", safetensors.F32, []int{a.LoRA.Rank, w.In}, w.A)
 		if err != nil {
 			return fmt.Errorf("save adapter: %w", err)
 		}
-		tb, err := safetensors.Float32Tensor(peftPrefix+mod+".lora_B.weight", safetensors.F32, []int{w.Out, a.LoRA.Rank}, w.B)
+		tb, err := safetensors.Float32Tensor(PEFTPrefix+mod+".lora_B.weight", safetensors.F32, []int{w.Out, a.LoRA.Rank}, w.B)
 		if err != nil {
 			return fmt.Errorf("save adapter: %w", err)
 		}
@@ -252,7 +252,7 @@ func LoadAdapter(dir string, cfg model.Config) (*Adapter, error) {
 		BaseModel: pc.BaseModelNameOrPath, Modules: map[string]LoRAWeights{},
 	}
 	for _, key := range f.Names() {
-		k := strings.TrimPrefix(key, peftPrefix)
+		k := strings.TrimPrefix(key, PEFTPrefix)
 		var which string
 		for _, suffix := range []string{".lora_A.weight", ".lora_A.default.weight", ".lora_B.weight", ".lora_B.default.weight"} {
 			if strings.HasSuffix(k, suffix) {
@@ -274,7 +274,7 @@ func LoadAdapter(dir string, cfg model.Config) (*Adapter, error) {
 		if err != nil {
 			return nil, fail("%v", err)
 		}
-		out, in := projDims(cfg, p)
+		out, in := ProjectionDims(cfg, p)
 		w := a.Modules[k]
 		w.In, w.Out = in, out
 		want := []int{pc.R, in}
@@ -314,7 +314,7 @@ func LoadAdapter(dir string, cfg model.Config) (*Adapter, error) {
 			targets = append(targets, p)
 		}
 	}
-	a.LoRA.Targets = LoRA{Targets: targets}.targets()
+	a.LoRA.Targets = LoRA{Targets: targets}.Projections()
 	return a, nil
 }
 
@@ -344,11 +344,11 @@ func (a *Adapter) Delta(mod string) []float32 {
 	return d
 }
 
-// checkBase reports whether cfg can carry the adapter (used before serving or merging).
-func (a *Adapter) checkBase(cfg model.Config) error {
+// CheckBase reports whether a model of cfg can carry the adapter (LoadAdapter checks this too).
+func (a *Adapter) CheckBase(cfg model.Config) error {
 	for mod, w := range a.Modules {
 		l, p, _ := parseModule(mod)
-		out, in := projDims(cfg, p)
+		out, in := ProjectionDims(cfg, p)
 		if l >= cfg.NumLayers || w.In != in || w.Out != out {
 			return fmt.Errorf("adapter module %s is [%d, %d] but the base model's is [%d, %d] (was it trained on another base?)", mod, w.Out, w.In, out, in)
 		}
