@@ -13,6 +13,11 @@
 //     adds per record (user+sys), and the records/s that cost allows on one
 //     core.
 //
+// CPU time per stage is the robust number on a shared machine; wall-clock
+// records/s moves with whatever else runs. The children run at GOGC 400, as
+// foundry dataset build does (-gogc changes it). The selection is routes
+// [support-bot, extract] with tag prod, so 95% of the records are read.
+//
 // Run: go run ./bench/dataset [-sizes 100000,1000000] [-dir /tmp/foundry-bench-dataset] [-out bench/out/dataset.json]
 package main
 
