@@ -325,6 +325,11 @@ func (s *session) loadCheckpoint(dir string, st *trainerState) (bool, error) {
 	fail := func(err error) (bool, error) {
 		return false, fmt.Errorf("train: resume from %s: %w", dir, err)
 	}
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(dir + ".old"); err == nil {
+			dir = dir + ".old" // a crash between saveCheckpoint's two renames
+		}
+	}
 	b, err := os.ReadFile(filepath.Join(dir, "trainer.json"))
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
