@@ -189,6 +189,9 @@ func Build(ctx context.Context, spec *Spec, o BuildOptions) (*Built, error) {
 		return &Built{Manifest: old, Dir: dir, Existed: true}, nil
 	}
 	if err := os.Rename(tmp, dir); err != nil {
+		if old, rerr := readManifest(dir); rerr == nil { // a concurrent build of the same rows won
+			return &Built{Manifest: old, Dir: dir, Existed: true}, nil
+		}
 		return nil, fmt.Errorf("store dataset %s: %w", m.Ref(), err)
 	}
 	return &Built{Manifest: m, Dir: dir}, nil
