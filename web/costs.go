@@ -23,6 +23,7 @@ type usagePage struct {
 	Usage     usage
 	Chart     chartData
 	Recent    []rowView      // Overview: the latest failed calls
+	Flywheel  flywheel       // Overview
 	BreakEven *breakEvenView // Costs
 }
 
@@ -47,6 +48,7 @@ func (h *Handler) handleOverview(w http.ResponseWriter, r *http.Request) {
 	for _, rec := range page.Records {
 		p.Recent = append(p.Recent, rowView{RecordJSON: gateway.ViewRecord(rec, false), Href: "/ui/requests/" + rec.ID})
 	}
+	p.Flywheel = h.loadFlywheel(r.Context())
 	h.render(w, r, http.StatusOK, "overview", "Overview", "Overview", p)
 }
 

@@ -43,8 +43,17 @@ var funcs = template.FuncMap{
 			return "err"
 		}
 	},
-	"add":  func(a, b int) int { return a + b },
-	"mul":  func(a, b float64) float64 { return a * b },
+	"add": func(a, b int) int { return a + b },
+	"mul": func(a, b float64) float64 { return a * b },
+	"fly": func(kind, icon string, c *flywheelCard) struct {
+		Kind, Icon string
+		Card       *flywheelCard
+	} {
+		return struct {
+			Kind, Icon string
+			Card       *flywheelCard
+		}{kind, icon, c}
+	},
 	"loss": func(v *float64) string { return strconv.FormatFloat(*v, 'f', 4, 64) },
 	"secs": func(s float64) string { return fmtMS(s * 1000) },
 	"json": func(v any) (string, error) {

@@ -326,6 +326,20 @@ func TestCostsBreakEvenSelfHostedStudent(t *testing.T) {
 	mustContain(t, "costs page with half a serving cost", body, "needs both its GPU price")
 }
 
+func TestOverviewShowsTheFlywheel(t *testing.T) {
+	d := newDash(t, dashOpts{pages: true, records: 20})
+	body := d.page("/")
+	mustContain(t, "overview", body, `class="flywheel"`,
+		`href="/ui/datasets/`+fxDataset+`/`+d.fx.dataset.Manifest.Short()+`"`,
+		`href="/ui/training/`+fxJobLive+`"`, `<span class="status warn">running</span>`, // the newest job
+		`href="/ui/evals/`+fxEval+`"`, fxStudent+" 91.0%", "field accuracy · "+fxTeacher+" 78.0%",
+		`href="/ui/routes/`+fxRoute+`"`, "teacher 90% / student 10%", "rolled back by auto-rollback")
+	// Without a data dir or routes there is nothing to show, and no error.
+	if body := newDash(t, dashOpts{records: 5}).page("/"); strings.Contains(body, `class="flywheel"`) {
+		t.Error("the overview shows a flywheel with nothing in it")
+	}
+}
+
 // TestPagesWithoutData: an empty data dir and store show how to get started, never an error.
 func TestPagesWithoutData(t *testing.T) {
 	d := newDash(t, dashOpts{})
