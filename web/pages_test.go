@@ -301,6 +301,13 @@ func TestCostsBreakEven(t *testing.T) {
 	mustContain(t, "costs page with an unpriced student", body, `no cost for the student &#34;mystery-model&#34;`)
 	body = d.page("/ui/costs?teacher=" + fxTeacher + "&student=" + fxStudent + "&training_usd=lots")
 	mustContain(t, "costs page with a bad training cost", body, "is not a number of US dollars")
+	// A student dearer than its teacher never pays off: no N*, and the card says so.
+	body = d.page("/ui/costs?teacher=" + fxStudent + "&student=" + fxTeacher + "&training_usd=1")
+	mustContain(t, "costs page with a dearer student", body, "never pays off", `data-chart="breakeven"`)
+	chartJSON(t, body, &c)
+	if c.BreakEven == nil || c.BreakEven.NStar != nil {
+		t.Errorf("a student that never pays off charted %+v, want no N*", c.BreakEven)
+	}
 	body = d.page("/ui/costs?teacher=" + fxTeacher + "&student=" + fxStudent + "&training_usd=30")
 	chartJSON(t, body, &c)
 	if c.BreakEven == nil || c.BreakEven.TrainingUSD != 30 {
