@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"reflect"
+	"sync"
 
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
@@ -16,17 +17,22 @@ import (
 //     concatenating zeros instead, on every backend.
 //
 // Like nn.RegisterGradients it writes GoMLX's global table, so it must run
-// before gradient graphs are built, not concurrently; it is idempotent.
+// before gradient graphs are built, not concurrently with one.
 func registerGradients() {
-	graph.VJPRegistration[graph.NodeTypeRsqrt] = rsqrtVJP
-	if stockSliceVJP == nil {
+	registerOnce.Do(func() {
 		stockSliceVJP = graph.VJPRegistration[graph.NodeTypeSlice]
-	}
-	graph.VJPRegistration[graph.NodeTypeSlice] = sliceVJP
+		graph.VJPRegistration[graph.NodeTypeRsqrt] = rsqrtVJP
+		graph.VJPRegistration[graph.NodeTypeSlice] = sliceVJP
+	})
 }
 
-// stockSliceVJP is GoMLX's, kept for strided slices; set once with the table.
-var stockSliceVJP graph.VJP
+var (
+	// registerOnce writes the table once per process, so later training runs
+	// (e.g. beside a serving engine) do not write it again.
+	registerOnce sync.Once
+	// stockSliceVJP is GoMLX's, kept for strided slices.
+	stockSliceVJP graph.VJP
+)
 
 // rsqrtVJP: d(x^-½)/dx = −½·x^-3/2 = −½·y³ with y = rsqrt(x).
 func rsqrtVJP(node *graph.Node, v []*graph.Node, _ shapes.Shape) []*graph.Node {
