@@ -344,6 +344,9 @@ func (w *jsonlWriter) Close() error { return w.bw.Flush() }
 func EncodeLine(ex *Example, format string) ([]byte, error) {
 	switch format {
 	case FormatOpenAI:
+		if b, ok := appendOpenAILine(nil, ex); ok {
+			return b, nil
+		}
 		b, err := json.Marshal(ex.FineTuneExample)
 		return unescapeHTML(b), err
 	case FormatShareGPT:

@@ -6,12 +6,13 @@
 // with PII, 2% refusals, 1% upstream errors, 10% with feedback), then in
 // fresh child processes:
 //
-//   - runs the whole pipeline once, streaming, reporting records/s and the
-//     process's peak RSS (VmHWM from /proc/self/status);
+//   - runs the whole build once (dataset.Build, as foundry dataset build:
+//     the streaming pipeline and the version written and hashed), reporting
+//     records/s and the process's peak RSS (VmHWM from /proc/self/status);
 //   - runs growing prefixes of the pipeline (select; +validate; +dedupe;
-//     +scrub; +split) and reports each stage's own cost as the CPU time it
-//     adds per record (user+sys), and the records/s that cost allows on one
-//     core.
+//     +scrub; +split; then the full build for "write") and reports each
+//     stage's own cost as the CPU time it adds per record (user+sys), and the
+//     records/s that cost allows on one core.
 //
 // CPU time per stage is the robust number on a shared machine; wall-clock
 // records/s moves with whatever else runs. The children run at GOGC 400, as
@@ -97,7 +98,7 @@ type result struct {
 	Counters   map[string]int64 `json:"-"`
 }
 
-var stageNames = []string{"select", "validate", "dedupe", "scrub", "split"}
+var stageNames = []string{"select", "validate", "dedupe", "scrub", "split", "write"}
 
 type sizeReport struct {
 	Records      int                `json:"records"`
@@ -149,6 +150,8 @@ func orchestrate(ctx context.Context, log *slog.Logger, sizes, dir, out string, 
 			rep.StageCPUus[stageNames[k]] = per * 1e6
 			rep.StageRecPerS[stageNames[k]] = 1 / per
 		}
+		per := (rep.Full.CPUS - prev) / float64(rep.Full.Records) // writing the version: the full build less the pipeline
+		rep.StageCPUus["write"], rep.StageRecPerS["write"] = per*1e6, 1/per
 		reports = append(reports, rep)
 	}
 	fmt.Printf("\nhost: %d CPUs (GOMAXPROCS %d), %s\n\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
@@ -228,13 +231,25 @@ func measure(ctx context.Context, path, mode string, depth int) error {
 	if err != nil {
 		return err
 	}
-	p := &dataset.Pipeline{Source: src, Stages: stages[:depth]}
 	start := time.Now()
 	cpu0 := cpuSeconds()
 	var kept int64
-	funnel, err := p.Run(ctx, func(*dataset.Example) error { kept++; return nil })
-	if err != nil {
-		return err
+	var funnel dataset.Funnel
+	if mode == "full" {
+		// What foundry dataset build does: the pipeline, then the version written and hashed.
+		b, err := dataset.Build(ctx, spec, dataset.BuildOptions{Store: st, DataDir: tmp})
+		if err != nil {
+			return err
+		}
+		funnel = b.Manifest.Funnel
+		for _, n := range b.Manifest.Rows {
+			kept += n
+		}
+	} else {
+		p := &dataset.Pipeline{Source: src, Stages: stages[:depth]}
+		if funnel, err = p.Run(ctx, func(*dataset.Example) error { kept++; return nil }); err != nil {
+			return err
+		}
 	}
 	r := result{Mode: mode, Stages: depth, Records: funnel[0].In, Out: kept, WallS: time.Since(start).Seconds(), CPUS: cpuSeconds() - cpu0, PeakRSSMiB: peakRSS()}
 	if mode == "full" {
