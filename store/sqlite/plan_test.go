@@ -61,3 +61,41 @@ func TestFiltersUseIndexes(t *testing.T) {
 		}
 	}
 }
+
+// TestScanWalksCreatedAtForRangesAndLists checks that a scan filtered by a
+// status range or several models reads records_created_at in order, not an
+// index whose rows each keyset page would have to sort again.
+func TestScanWalksCreatedAtForRangesAndLists(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "plan.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []store.Query{{Status: "ok"}, {Status: "error"}, {Models: []string{"a", "b"}}, {Routes: []string{"a", "b"}, Status: "ok"}} {
+		w, err := where(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.add("("+w.at+", r.id) > (?, ?)", 0, "")
+		query := recordColumns + w.scanFrom() + latestFeedback + w.sql() + " ORDER BY " + w.at + ", r.id LIMIT ?"
+		rows, err := db.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, append(w.args, 256)...)
+		if err != nil {
+			t.Fatalf("explain %+v: %v", q, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		text := strings.Join(plan, "\n")
+		if !strings.Contains(text, "records_created_at") || strings.Contains(text, "TEMP B-TREE FOR ORDER BY") {
+			t.Errorf("scan %+v: plan sorts or skips records_created_at:\n%s", q, text)
+		}
+	}
+}

@@ -188,7 +188,7 @@ func (db *DB) ScanRecords(ctx context.Context, q store.Query, fn func(store.Reco
 			w.add("("+w.at+", r.id) > (?, ?)", micros(after.CreatedAt), after.ID)
 		}
 		rows, err := db.r.QueryContext(ctx,
-			recordColumns+w.from()+latestFeedback+w.sql()+" ORDER BY "+w.at+", r.id LIMIT ?", append(w.args, scanPage)...)
+			recordColumns+w.scanFrom()+latestFeedback+w.sql()+" ORDER BY "+w.at+", r.id LIMIT ?", append(w.args, scanPage)...)
 		if err != nil {
 			return fmt.Errorf("scan records: %w", err)
 		}
@@ -300,6 +300,21 @@ type conds struct {
 	// t0.created_at (the same value) when a tag filter drives the query
 	// from record_tags, whose key is (tag, created_at).
 	at string
+	// unordered: an index these terms would pick does not yield rows in
+	// created_at order (a range, or IN over several values).
+	unordered bool
+}
+
+// scanFrom is the FROM clause of ScanRecords' pages. A status range or a
+// list of several routes/models/providers reads its index out of
+// created_at order, so every keyset page would sort all the remaining
+// matches again (quadratic over a long scan): such scans walk created_at
+// instead and filter as they go.
+func (c *conds) scanFrom() string {
+	if c.unordered && c.at == "r.created_at" {
+		return "FROM records r INDEXED BY records_created_at "
+	}
+	return c.from()
 }
 
 // from is the FROM clause the terms read.
@@ -319,6 +334,9 @@ func (c *conds) in(col string, vals []string) {
 	if len(vals) == 0 {
 		return
 	}
+	if len(vals) > 1 {
+		c.unordered = true
+	}
 	args := make([]any, len(vals))
 	for i, v := range vals {
 		args[i] = v
@@ -327,7 +345,7 @@ func (c *conds) in(col string, vals []string) {
 }
 
 func (c *conds) clone() conds {
-	return conds{terms: slices.Clone(c.terms), args: slices.Clone(c.args), feedback: c.feedback, at: c.at}
+	return conds{terms: slices.Clone(c.terms), args: slices.Clone(c.args), feedback: c.feedback, at: c.at, unordered: c.unordered}
 }
 
 func (c *conds) sql() string {
@@ -373,6 +391,7 @@ func where(q store.Query) (conds, error) {
 		c.add("r.status = ?", lo)
 	case ok:
 		c.add("r.status BETWEEN ? AND ?", lo, hi)
+		c.unordered = true
 	}
 	if q.HasFeedback != nil {
 		c.feedback = true
