@@ -45,6 +45,7 @@ func newRootCmd() *cobra.Command {
 		newCostsCmd(),
 		newTrainCmd(),
 		newMergeCmd(),
+		newQuickstartCmd(),
 	)
 	return root
 }

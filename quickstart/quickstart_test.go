@@ -1,0 +1,86 @@
+package quickstart
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestRunSmall runs the whole flywheel in its reduced size and checks what
+// each step left behind.
+func TestRunSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains two students: skipped with -short")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var out bytes.Buffer
+	res, err := Run(context.Background(), Options{Dir: dir, Listener: ln, Out: &out, Seed: 1, Small: true, Backend: "go"})
+	t.Log("\n" + out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Records != int64(120) {
+		t.Errorf("captured %d app calls, want 120", res.Records)
+	}
+	if res.Feedback == 0 {
+		t.Error("no feedback was posted")
+	}
+	f := res.Curated.Manifest.Funnel
+	if v := f.Stage("validate"); v == nil || v.Out >= v.In || v.In != res.Records {
+		t.Errorf("validate stage %+v: want every record in and some invalid answers dropped", v)
+	}
+	if fb := f.Stage("feedback"); fb == nil || fb.DroppedFor("thumbs down") == 0 {
+		t.Errorf("feedback stage %+v: want thumbs-down rows dropped", fb)
+	}
+	if d := f.Stage("dedupe"); d == nil || d.Out > d.In {
+		t.Errorf("dedupe stage %+v", d)
+	}
+	cur, raw := res.Curated.Manifest.Rows["train"], res.Raw.Manifest.Rows["train"]
+	if cur == 0 || cur >= raw {
+		t.Errorf("curated train rows %d, raw %d: want fewer, but some, curated rows", cur, raw)
+	}
+	if st, err := os.Stat(res.Export); err != nil || st.Size() == 0 {
+		t.Errorf("export %s: %v", res.Export, err)
+	}
+	for _, d := range []string{res.StudentDir, res.RawDir} {
+		for _, f := range []string{"model.safetensors", "config.json", "tokenizer.json", "job.json"} {
+			if _, err := os.Stat(filepath.Join(d, f)); err != nil {
+				t.Errorf("adapter file missing: %v", err)
+			}
+		}
+	}
+	teacher := res.Eval.Candidate(TeacherModel)
+	if teacher == nil || teacher.Requests != res.HeldOut || teacher.JSONValid == nil || teacher.FieldAccuracy == nil || teacher.FieldAccuracy.Mean < 0.5 {
+		t.Errorf("teacher's eval summary %+v: want its JSON validity and field accuracy over %d examples", teacher, res.HeldOut)
+	}
+	for _, m := range []string{StudentModel, RawStudentModel} {
+		if c := res.Eval.Candidate(m); c == nil || c.Requests != res.HeldOut || c.Errors != 0 {
+			t.Errorf("eval of %s: %+v", m, c)
+		}
+	}
+	var student int64
+	for _, a := range res.Route.Arms {
+		if a.Model == StudentModel {
+			student = a.Requests
+		}
+	}
+	if student == 0 {
+		t.Errorf("the canary sent no traffic to the student: %+v", res.Route)
+	}
+	if be := res.Econ.BreakEven; be == nil || be.TeacherPerRequestUSD <= 0 || be.TrainingUSD <= 0 {
+		t.Errorf("break-even %+v: want the teacher's price and the training cost", be)
+	}
+	for _, want := range []string{"field acc.", "Ablation", "Break-even", "support-bot", "Dashboard: http://"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+}

@@ -1,0 +1,393 @@
+package quickstart
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/foundryhq/foundry/api"
+	"github.com/foundryhq/foundry/econ"
+	"github.com/foundryhq/foundry/engine"
+	"github.com/foundryhq/foundry/eval"
+	"github.com/foundryhq/foundry/model"
+	"github.com/foundryhq/foundry/pricing"
+	providerengine "github.com/foundryhq/foundry/provider/engine"
+	"github.com/foundryhq/foundry/safetensors"
+	"github.com/foundryhq/foundry/train"
+)
+
+// tinyConfig is the student's architecture: Llama (RMSNorm, RoPE, GQA,
+// SwiGLU), small enough to train in seconds on two CPU cores.
+func tinyConfig(vocab, endID int) model.Config {
+	c := model.RandomConfig()
+	c.VocabSize = vocab
+	c.HiddenSize, c.IntermediateSize, c.NumLayers = 64, 192, 2
+	c.NumHeads, c.NumKVHeads, c.HeadDim = 4, 2, 16
+	c.MaxPositions = 256
+	c.TieWordEmbeddings = true
+	c.BOSTokenID, c.EOSTokenIDs = endID, []int{endID}
+	return c
+}
+
+// studentJob is one training run as the report shows it.
+type studentJob struct {
+	name, data string
+	rows       int
+	job        *train.Job
+}
+
+// trainStudents makes the base (unless Options.Base gives one), then trains
+// the curated and the raw student and merges each adapter into a servable
+// model.
+func (q *run) trainStudents(ctx context.Context) error {
+	models := filepath.Join(q.o.Dir, "models")
+	data := filepath.Join(q.o.Dir, "train-data")
+	var jobs []studentJob
+	base := q.o.Base
+	if base == "" {
+		var err error
+		base, jobs, err = q.pretrain(ctx, models)
+		if err != nil {
+			return err
+		}
+	}
+	// The tiny student is fine-tuned in full by default: with a 64-wide model
+	// and its embedding frozen, LoRA learns the answer's format but not the
+	// labels in this budget (Options.LoRA shows it); a real base gets LoRA.
+	useLoRA := q.o.Base != "" || q.o.LoRA
+	// Both students get the same budget of optimizer steps: the epochs over
+	// the curated rows. The raw student sees more rows, each fewer times.
+	curRows, err := countLines(filepath.Join(data, "curated-train.jsonl"))
+	if err != nil {
+		return err
+	}
+	const batch = 8
+	steps := q.sz.sftEpochs * ((curRows + batch - 1) / batch)
+	q.sftSteps = steps
+	tune := func(name, split string) (*studentJob, error) {
+		trainFile := filepath.Join(data, split+"-train.jsonl")
+		cfg := train.Config{Base: base, Data: trainFile, Val: filepath.Join(data, split+"-val.jsonl"), Out: filepath.Join(models, name),
+			Full: true, LR: 3e-3, Epochs: q.sz.sftEpochs + 1, MaxSteps: steps, Batch: batch, MaxLen: 128, Truncate: true,
+			Warmup: 0.05, Seed: q.o.Seed + 11, PricePerHour: q.o.GPUHourlyUSD, Backend: q.o.Backend}
+		what := "fine-tune " + name
+		if useLoRA {
+			cfg.Full, cfg.Out, what = false, filepath.Join(models, name+"-adapter"), "LoRA "+name
+			cfg.LoRA, cfg.LR = train.LoRA{Rank: 16, Alpha: 32}, 1e-2
+			if q.o.Base != "" { // a real model: the usual LoRA recipe
+				cfg.LR, cfg.MaxLen = 2e-4, 1024
+			}
+		}
+		if lines, _ := countLines(cfg.Val); lines == 0 {
+			cfg.Val = ""
+		}
+		job, err := q.train(ctx, what, cfg)
+		if err != nil {
+			return nil, err
+		}
+		rows, _ := countLines(trainFile)
+		return &studentJob{name: name, data: split + " train split", rows: rows, job: job}, nil
+	}
+	cur, err := tune(StudentModel, "curated")
+	if err != nil {
+		return err
+	}
+	raw, err := tune(RawStudentModel, "raw")
+	if err != nil {
+		return err
+	}
+	jobs = append(jobs, *cur, *raw)
+	q.res.StudentDir, q.res.RawDir = cur.job.Config.Out, raw.job.Config.Out
+	for _, j := range jobs {
+		if j.name != RawStudentModel {
+			q.trainingSeconds += j.job.DeviceSeconds
+		}
+	}
+	var rows [][]string
+	for _, j := range jobs {
+		val := "-"
+		if n := len(j.job.Val); n > 0 {
+			best := j.job.Val[0].Loss
+			for _, p := range j.job.Val {
+				best = math.Min(best, p.Loss)
+			}
+			val = fmt.Sprintf("%.3f", best)
+		}
+		first, last := j.job.Train[0].Loss, j.job.Train[len(j.job.Train)-1].Loss
+		rows = append(rows, []string{j.name, j.data, fmt.Sprint(j.rows), fmt.Sprint(j.job.Step), fmt.Sprintf("%.2f → %.2f", first, last), val,
+			fmt.Sprintf("%.0f", j.job.TokensPerSecond), fmt.Sprintf("%.1f", j.job.DeviceSeconds), fmt.Sprintf("$%.4f", econCost(j.job.DeviceSeconds, q.o.GPUHourlyUSD))})
+	}
+	table(q.out, []string{"job", "data", "rows", "steps", "train loss", "best val", "tok/s", "device-s", "cost"}, rows)
+	if !useLoRA {
+		fmt.Fprintf(q.out, "  students (whole models, safetensors): %s, %s\n", cur.job.Config.Out, raw.job.Config.Out)
+		return nil
+	}
+	fmt.Fprintf(q.out, "  adapters (PEFT format): %s, %s\n", cur.job.Config.Out, raw.job.Config.Out)
+	// The engine serves one model per runner (LoRA serving on a shared base
+	// is not there yet), so each adapter is merged into its own copy.
+	for _, j := range []*studentJob{cur, raw} {
+		if err := train.Merge(base, j.job.Config.Out, filepath.Join(models, j.name)); err != nil {
+			return fmt.Errorf("merge %s: %w", j.name, err)
+		}
+	}
+	fmt.Fprintf(q.out, "  merged into servable models: %s, %s\n", filepath.Join(models, StudentModel), filepath.Join(models, RawStudentModel))
+	return nil
+}
+
+func econCost(seconds, hourly float64) float64 { return seconds / 3600 * hourly }
+
+// pretrain writes a generated tokenizer and a random tiny Llama, then trains
+// every weight on unlabelled ticket text (language modelling): the base the
+// students' LoRA adapters are trained on.
+func (q *run) pretrain(ctx context.Context, models string) (string, []studentJob, error) {
+	texts := Corpus(q.o.Seed+1000, q.sz.corpus)
+	// The tokenizer learns from the tickets and, weighted as they will occur
+	// in training, the app's system prompt and the answer format's words,
+	// so that a whole example is about 60 tokens and an answer about 13.
+	tokCorpus := append([]string(nil), texts...)
+	for range 50 {
+		tokCorpus = append(tokCorpus, SystemPrompt)
+	}
+	for range 10 {
+		for _, c := range Categories {
+			for _, p := range Priorities {
+				for _, s := range Sentiments {
+					tokCorpus = append(tokCorpus, Labels{c, p, s}.JSON())
+				}
+			}
+		}
+	}
+	tf, err := TrainTokenizer(tokCorpus, 1024)
+	if err != nil {
+		return "", nil, err
+	}
+	init := filepath.Join(models, "tiny-llama-init")
+	if err := tf.Write(init); err != nil {
+		return "", nil, err
+	}
+	cfg := tinyConfig(tf.VocabSize, tf.EndID)
+	if err := writeTinyModel(init, cfg, q.o.Seed+7); err != nil {
+		return "", nil, err
+	}
+	fmt.Fprintf(q.out, "  tokenizer: byte-level BPE with %d tokens learnt from the ticket text; model: %s\n", tf.VocabSize, cfg)
+	var exs []api.FineTuneExample
+	for _, t := range texts {
+		// One document per example, loss on every token: plain language
+		// modelling of ticket text (train takes chat data, so it is one turn).
+		exs = append(exs, api.FineTuneExample{Messages: []api.Message{{Role: "assistant", Content: api.TextContent(t)}}})
+	}
+	file := filepath.Join(q.o.Dir, "train-data", "pretrain.jsonl")
+	if err := writeJSONL(file, exs); err != nil {
+		return "", nil, err
+	}
+	out := filepath.Join(models, "tiny-llama-pretrained")
+	job, err := q.train(ctx, "pretraining", train.Config{Base: init, Data: file, Out: out, Full: true, AllTokens: true,
+		LR: 3e-3, Epochs: q.sz.preEpochs, Batch: 16, MaxLen: 128, Truncate: true, Warmup: 0.05, Seed: q.o.Seed + 3,
+		PricePerHour: q.o.GPUHourlyUSD, Backend: q.o.Backend})
+	if err != nil {
+		return "", nil, err
+	}
+	return out, []studentJob{{name: "tiny-llama (pretraining)", data: "unlabelled tickets", rows: len(exs), job: job}}, nil
+}
+
+// train runs one training job with a progress bar.
+func (q *run) train(ctx context.Context, what string, cfg train.Config) (*train.Job, error) {
+	job, err := train.Run(ctx, cfg, train.Options{Logger: q.log, Progress: q.o.Progress})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if len(job.Train) == 0 {
+		return nil, fmt.Errorf("%s: no training steps ran", what)
+	}
+	return job, nil
+}
+
+func countLines(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strings.Count(string(b), "\n"), nil
+}
+
+// deploy loads both merged students on the built-in engine and registers
+// them in the gateway under their names.
+func (q *run) deploy(ctx context.Context) error {
+	b, err := engine.NewBackend(ctx, engine.BackendOptions{Config: q.o.Backend, Logger: q.log})
+	if err != nil {
+		return err
+	}
+	var ms []providerengine.Model
+	q.cleanup = append(q.cleanup, func() {
+		for _, m := range ms {
+			m.Engine.Close()
+		}
+		b.Finalize()
+	})
+	for _, name := range []string{StudentModel, RawStudentModel} {
+		m, err := providerengine.Load(ctx, b, name, filepath.Join(q.o.Dir, "models", name), providerengine.LoadOptions{
+			Runner: engine.RunnerOptions{Slots: 4, MaxContext: 256}, Logger: q.log, Warmup: strings.HasPrefix(b.Config, "xla")})
+		if err != nil {
+			return fmt.Errorf("deploy %s: %w", name, err)
+		}
+		ms = append(ms, m)
+	}
+	p, err := providerengine.New(providerengine.Options{Models: ms})
+	if err != nil {
+		return err
+	}
+	q.stack.reg.Register(p)
+	for _, m := range ms {
+		q.stack.reg.Alias(m.Name, "engine/"+m.Name)
+	}
+	fmt.Fprintf(q.out, "  deployed %s and %s on the built-in engine (%s backend, 4 decode slots each)\n", StudentModel, RawStudentModel, b.Config)
+	return nil
+}
+
+// measureThroughput sends a burst of concurrent requests to the student and
+// returns its generation throughput (completion tokens per second), which
+// prices its serving.
+func (q *run) measureThroughput(ctx context.Context) (float64, error) {
+	g := NewGenerator(q.o.Seed + 5)
+	n := q.sz.benchN
+	tickets := make([]Ticket, n)
+	for i := range tickets {
+		tickets[i] = g.Next()
+	}
+	var toks atomic.Int64
+	t0 := time.Now()
+	err := parallel(ctx, n, 4, func(ctx context.Context, i int) error {
+		r, err := q.stack.chat(ctx, ticketRequest(StudentModel, tickets[i]), []string{"quickstart", "benchmark"}, nil)
+		if err != nil {
+			return err
+		}
+		toks.Add(int64(r.Usage.CompletionTokens))
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("measure the student's throughput: %w", err)
+	}
+	return float64(toks.Load()) / time.Since(t0).Seconds(), nil
+}
+
+// evaluate deploys the students, measures the student's throughput (its
+// serving price), and runs the eval of both students and the teacher on the
+// held-out tickets through the gateway.
+func (q *run) evaluate(ctx context.Context) error {
+	if err := q.deploy(ctx); err != nil {
+		return err
+	}
+	tps, err := q.measureThroughput(ctx)
+	if err != nil {
+		return err
+	}
+	q.studentTPS = tps
+	serving := engineServing(q.o.GPUHourlyUSD, tps)
+	q.prices.Set(StudentModel, serving)
+	q.prices.Set(RawStudentModel, serving)
+	fmt.Fprintf(q.out, "  measured student throughput: %.0f tokens/s with 4 concurrent requests → $%.2f per 1M output tokens at $%.2f/hour\n",
+		tps, serving.Output, q.o.GPUHourlyUSD)
+
+	exs, err := eval.ReadExamples(filepath.Join(q.o.Dir, "train-data", "heldout.jsonl"))
+	if err != nil {
+		return err
+	}
+	cands := []string{q.teacherModel, StudentModel, RawStudentModel}
+	bar := newProgress(q.o.Progress, len(exs)*len(cands), "eval answers")
+	var last int
+	temp := 0.0
+	sum, err := eval.Run(ctx, exs, eval.Options{Dir: filepath.Join(q.o.Dir, "evals"), Data: "held-out tickets (ground truth)",
+		Chatter: eval.NewHTTP(q.stack.url+"/v1", q.o.AdminKey, "eval,quickstart"), Candidates: cands, Reference: q.teacherModel,
+		Concurrency: 6, MaxTokens: 48, Temperature: &temp, Seed: int64(q.o.Seed), Prices: q.prices, Logger: q.log,
+		Progress: func(done, total int) {
+			if done > last {
+				bar.add(done - last)
+				last = done
+			}
+		}})
+	bar.finish()
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
+	q.res.Eval = sum
+	stat := func(s *eval.Stat) string {
+		if s == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f%%", 100*s.Mean)
+	}
+	row := func(label string, c *eval.CandidateSummary) []string {
+		return []string{label, stat(c.JSONValid), stat(c.FieldAccuracy), stat(&c.ExactMatch), fmt.Sprintf("%.0f ms", c.LatencyP50MS),
+			fmt.Sprintf("$%.4f", c.CostPer1K.Mean)}
+	}
+	hdr := []string{"model", "JSON valid", "field acc.", "exact", "p50 latency", "cost / 1k"}
+	fmt.Fprintf(q.out, "  %d held-out tickets, scored against ground truth (eval %s, report %s)\n", len(exs), sum.ID,
+		filepath.Join(q.o.Dir, "evals", sum.ID, eval.HTMLFile))
+	teacher, student, rawStudent := sum.Candidate(q.teacherModel), sum.Candidate(StudentModel), sum.Candidate(RawStudentModel)
+	if teacher == nil || student == nil || rawStudent == nil {
+		return fmt.Errorf("eval %s: a candidate is missing from the summary", sum.ID)
+	}
+	table(q.out, hdr, [][]string{row(q.teacherModel+" (teacher)", teacher), row(StudentModel+" (student)", student)})
+	fmt.Fprintf(q.out, "\n  Ablation (quality beats quantity): the same student, the same %d training steps, on every raw row instead\n", q.sftSteps)
+	cur, _ := countLines(filepath.Join(q.o.Dir, "train-data", "curated-train.jsonl"))
+	raw, _ := countLines(filepath.Join(q.o.Dir, "train-data", "raw-train.jsonl"))
+	table(q.out, []string{"training data", "rows", "JSON valid", "field acc.", "exact"}, [][]string{
+		{"curated (" + StudentModel + ")", fmt.Sprint(cur), stat(student.JSONValid), stat(student.FieldAccuracy), stat(&student.ExactMatch)},
+		{"all raw rows (" + RawStudentModel + ")", fmt.Sprint(raw), stat(rawStudent.JSONValid), stat(rawStudent.FieldAccuracy), stat(&rawStudent.ExactMatch)},
+	})
+	return nil
+}
+
+// engineServing prices the self-hosted student from its measured throughput.
+func engineServing(hourly, tps float64) pricing.Price {
+	return econ.Serving{GPUHourlyUSD: hourly, TokensPerSecond: max(tps, 1)}.Price()
+}
+
+// writeTinyModel writes a randomly initialised tiny model (config.json and
+// model.safetensors). Unlike model.WriteRandom's uniform N(0, 0.02) it
+// scales weights to the model's width — embeddings N(0, 0.25²), linear
+// layers N(0, (0.5/√in)²) — so that logits through the tied embedding can
+// become confident: LoRA freezes the embedding and the norms, and with
+// 0.02-sized embeddings a 64-wide model's logits could never move far from
+// uniform, whatever the adapter learns.
+func writeTinyModel(dir string, cfg model.Config, seed uint64) error {
+	if err := model.WriteRandom(dir, cfg, seed); err != nil { // config.json, and the tensor layout
+		return err
+	}
+	r := rand.New(rand.NewPCG(seed, 0x7191))
+	var ts []safetensors.Tensor
+	for _, spec := range cfg.Tensors() {
+		n := 1
+		for _, d := range spec.Shape {
+			n *= d
+		}
+		v := make([]float32, n)
+		std := 0.25
+		switch {
+		case strings.HasSuffix(spec.Name, "norm.weight"):
+			std = 0
+		case strings.HasSuffix(spec.Name, ".bias"):
+			std = 0.02
+		case len(spec.Shape) == 2 && !strings.Contains(spec.Name, "embed_tokens") && !strings.Contains(spec.Name, "lm_head"):
+			std = 0.5 / math.Sqrt(float64(spec.Shape[1]))
+		}
+		for i := range v {
+			if std == 0 {
+				v[i] = 1
+			} else {
+				v[i] = float32(std * r.NormFloat64())
+			}
+		}
+		t, err := safetensors.Float32Tensor(spec.Name, safetensors.F32, spec.Shape, v)
+		if err != nil {
+			return err
+		}
+		ts = append(ts, t)
+	}
+	return safetensors.Write(filepath.Join(dir, "model.safetensors"), ts, map[string]string{"format": "pt"})
+}
