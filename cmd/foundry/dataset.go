@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -39,14 +40,14 @@ with --file (or file: in a spec). "foundry pull" fetches model repos today; use
 }
 
 func dataDirFlag(cmd *cobra.Command, p *string) {
-	cmd.Flags().StringVar(p, "data-dir", envOr("FOUNDRY_DATA_DIR", dataset.DefaultDataDir), "where datasets are stored (FOUNDRY_DATA_DIR)")
+	cmd.Flags().StringVar(p, "data-dir", dataDir(), "Foundry's data directory, holding datasets/ (FOUNDRY_DATA)")
 }
 
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
+// dataDir is where datasets, evals and training runs live by default:
+// $FOUNDRY_DATA, else ./foundry-data. (FOUNDRY_DATA_DIR is read too, for
+// scripts written before the two were one.)
+func dataDir() string {
+	return cmp.Or(os.Getenv("FOUNDRY_DATA"), os.Getenv("FOUNDRY_DATA_DIR"), dataset.DefaultDataDir)
 }
 
 func newDatasetBuildCmd() *cobra.Command {

@@ -28,7 +28,7 @@ func newEvalCmd() *cobra.Command {
 		Use:   "eval",
 		Short: "Evaluate models on a test split through the gateway: task metrics, judge win rate, latency, cost",
 	}
-	cmd.PersistentFlags().StringVar(&out, "out", eval.DefaultDir, "directory holding the evals (one subdirectory per eval id)")
+	cmd.PersistentFlags().StringVar(&out, "out", filepath.Join(dataDir(), "evals"), "directory holding the evals, one subdirectory per eval id (default $FOUNDRY_DATA/evals)")
 	cmd.AddCommand(newEvalRunCmd(&out), newEvalShowCmd(&out), newEvalCompareCmd(&out), newEvalListCmd(&out))
 	return cmd
 }

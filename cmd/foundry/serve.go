@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/foundryhq/foundry/capture"
 	"github.com/foundryhq/foundry/config"
-	"github.com/foundryhq/foundry/dataset"
 	"github.com/foundryhq/foundry/econ"
 	"github.com/foundryhq/foundry/gateway"
 	"github.com/foundryhq/foundry/pricing"
@@ -158,9 +156,9 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 	}
 	// The dashboard's Datasets, Training and Evals pages read the data dir
 	// the CLI's dataset, train and eval commands write to.
-	dataDir := cmp.Or(os.Getenv("FOUNDRY_DATA"), os.Getenv("FOUNDRY_DATA_DIR"), dataset.DefaultDataDir)
+	data := dataDir()
 	web.New(web.Options{Store: st, AdminKey: cfg.AdminKey, Flusher: opts.Flusher, Logger: log,
-		DataDir: dataDir, Prices: prices, RouteStats: router.Stats}).Mount(srv)
+		DataDir: data, Prices: prices, RouteStats: router.Stats}).Mount(srv)
 	srv.Handle("GET /api/v1/costs", srv.AdminOnly(econ.NewHandler(st, prices, log).ServeHTTP))
 	router.Mount(srv)
 	if cfg.Retention > 0 {

@@ -328,7 +328,9 @@ func TestServeLocalModelOnEngine(t *testing.T) {
 	// differ between one decode and a streamed one, so they are ignored.)
 	code, sbody, _ := p.chat(t, `{"model":"engine/tiny","temperature":0,"stream":true,"stream_options":{"include_usage":true},"max_tokens":8,"messages":[{"role":"user","content":"Hello"}]}`)
 	streamed, _, err := api.ReassembleSSE(strings.NewReader(sbody))
-	text := func(r *api.ChatResponse) string { return strings.ReplaceAll(r.Choices[0].Message.Content.String(), "\uFFFD", "") }
+	text := func(r *api.ChatResponse) string {
+		return strings.ReplaceAll(r.Choices[0].Message.Content.String(), "\uFFFD", "")
+	}
 	if code != 200 || err != nil || text(streamed) != text(&resp) || streamed.Usage == nil || streamed.Usage.CompletionTokens != resp.Usage.CompletionTokens {
 		t.Fatalf("stream %d %v (want %q):\n%s", code, err, text(&resp), sbody)
 	}
