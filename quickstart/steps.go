@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -403,8 +404,8 @@ func (q *run) economics(ctx context.Context) error {
 		if be.Never {
 			fmt.Fprintf(q.out, "  Break-even: never at these prices (the student is not cheaper per request)\n")
 		} else {
-			fmt.Fprintf(q.out, "  Break-even: the student pays for its training after %.0f requests (teacher $%.6f vs student $%.6f per request)\n",
-				be.Requests, be.TeacherPerRequestUSD, be.StudentPerRequestUSD)
+			fmt.Fprintf(q.out, "  Break-even: the student pays for its training after %.0f requests (teacher $%.3g vs student $%.3g a request)\n",
+				math.Ceil(be.Requests), be.TeacherPerRequestUSD, be.StudentPerRequestUSD)
 		}
 	}
 	return nil

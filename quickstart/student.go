@@ -197,6 +197,9 @@ func (q *run) pretrain(ctx context.Context, models string) (string, []studentJob
 
 // train runs one training job with a progress bar.
 func (q *run) train(ctx context.Context, what string, cfg train.Config) (*train.Job, error) {
+	if q.o.Progress != nil && !isTerminal(q.o.Progress) { // a terminal gets train's own bar
+		fmt.Fprintf(q.o.Progress, "  %s ...\n", what)
+	}
 	job, err := train.Run(ctx, cfg, train.Options{Logger: q.log, Progress: q.o.Progress})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
