@@ -41,7 +41,7 @@ type stack struct {
 	done   chan error
 }
 
-func startStack(ctx context.Context, st store.Store, reg *provider.Registry, prices *pricing.Table, ln net.Listener, adminKey string, log *slog.Logger) (*stack, error) {
+func startStack(ctx context.Context, st store.Store, reg *provider.Registry, prices *pricing.Table, ln net.Listener, adminKey, dataDir string, log *slog.Logger) (*stack, error) {
 	s := &stack{st: st, prices: prices, reg: reg, key: adminKey, url: "http://" + ln.Addr().String(),
 		client: &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -63,7 +63,8 @@ func startStack(ctx context.Context, st store.Store, reg *provider.Registry, pri
 		return nil, err
 	}
 	s.srv = srv
-	web.New(web.Options{Store: st, AdminKey: adminKey, Flusher: s.capt, Logger: log}).Mount(srv)
+	web.New(web.Options{Store: st, AdminKey: adminKey, Flusher: s.capt, Logger: log,
+		DataDir: dataDir, Prices: prices, RouteStats: s.router.Stats}).Mount(srv)
 	srv.Handle("GET /api/v1/costs", srv.AdminOnly(econ.NewHandler(st, prices, log).ServeHTTP))
 	s.router.Mount(srv)
 	s.done = make(chan error, 1)

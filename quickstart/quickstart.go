@@ -66,6 +66,10 @@ type Options struct {
 	Small bool
 	// Serve keeps the gateway and dashboard up after the results until ctx ends.
 	Serve bool
+	// OnResults, when set, is called with the results while the gateway
+	// still serves (before Serve waits): scripts and tests look at the
+	// dashboard and the API there. Its error ends the run.
+	OnResults func(ctx context.Context, res *Result) error
 
 	// Base, when set, is a real base model directory (from hub.ResolveModel):
 	// the student is LoRA-tuned on it instead of a tiny model pretrained here.
@@ -220,7 +224,7 @@ func (q *run) run(ctx context.Context) error {
 		fmt.Fprintf(q.out, "  teacher            %s: a SIMULATED teacher standing in for a hosted model (no keys, no network),\n", TeacherModel)
 		fmt.Fprintf(q.out, "                     priced like gpt-4o-mini ($%.2f/$%.2f per 1M tokens in/out), with realistic mistakes\n", mini.Input, mini.Output)
 	}
-	q.stack, err = startStack(ctx, st, reg, q.prices, q.o.Listener, q.o.AdminKey, q.log)
+	q.stack, err = startStack(ctx, st, reg, q.prices, q.o.Listener, q.o.AdminKey, q.o.Dir, q.log)
 	if err != nil {
 		return err
 	}
@@ -259,9 +263,14 @@ func (q *run) run(ctx context.Context) error {
 		fmt.Fprintf(q.out, "  (%s)\n", time.Since(t0).Round(100*time.Millisecond))
 	}
 	fmt.Fprintf(q.out, "\nDone in %s.\n", time.Since(q.start).Round(time.Second))
-	fmt.Fprintf(q.out, "  Dashboard: %s/   (traffic, datasets, costs)\n", q.stack.url)
+	fmt.Fprintf(q.out, "  Dashboard: %s/   (traffic, datasets, training, evals, routes, costs)\n", q.stack.url)
 	fmt.Fprintf(q.out, "  Try it:    curl %s/v1/chat/completions -H 'Content-Type: application/json' \\\n", q.stack.url)
 	fmt.Fprintf(q.out, "               -d '{\"model\":%q,\"messages\":[{\"role\":\"user\",\"content\":\"My PixelPad order never arrived. Please fix this ASAP.\"}]}'\n", Route)
+	if q.o.OnResults != nil {
+		if err := q.o.OnResults(ctx, q.res); err != nil {
+			return err
+		}
+	}
 	if q.o.Serve {
 		fmt.Fprintf(q.out, "Serving until Ctrl-C.\n")
 		<-ctx.Done()

@@ -3,11 +3,15 @@ package quickstart
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/foundryhq/foundry/train"
 )
 
 // TestRunSmall runs the whole flywheel in its reduced size and checks what
@@ -22,7 +26,14 @@ func TestRunSmall(t *testing.T) {
 	}
 	dir := t.TempDir()
 	var out bytes.Buffer
-	res, err := Run(context.Background(), Options{Dir: dir, Listener: ln, Out: &out, Seed: 1, Small: true, Backend: "go"})
+	pages := map[string]string{}
+	res, err := Run(context.Background(), Options{Dir: dir, Listener: ln, Out: &out, Seed: 1, Small: true, Backend: "go",
+		OnResults: func(ctx context.Context, res *Result) error {
+			for _, p := range []string{"/", "/ui/traffic", "/ui/datasets", "/ui/training", "/ui/evals", "/ui/routes/" + Route, "/ui/costs"} {
+				pages[p] = get(t, res.URL+p)
+			}
+			return nil
+		}})
 	t.Log("\n" + out.String())
 	if err != nil {
 		t.Fatal(err)
@@ -78,9 +89,67 @@ func TestRunSmall(t *testing.T) {
 	if be := res.Econ.BreakEven; be == nil || be.TeacherPerRequestUSD <= 0 || be.TrainingUSD <= 0 {
 		t.Errorf("break-even %+v: want the teacher's price and the training cost", be)
 	}
+	for p, want := range map[string]string{"/": "support-bot", "/ui/traffic": "sim-teacher", "/ui/datasets": "support-triage",
+		"/ui/training": StudentModel, "/ui/evals": StudentModel, "/ui/routes/" + Route: StudentModel, "/ui/costs": "sim-teacher"} {
+		if !strings.Contains(pages[p], want) {
+			t.Errorf("dashboard page %s does not show %q", p, want)
+		}
+	}
 	for _, want := range []string{"field acc.", "Ablation", "Break-even", "support-bot", "Dashboard: http://"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}
+	}
+}
+
+// get fetches a dashboard page, failing the test unless it answers 200.
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Errorf("GET %s: %v", url, err)
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET %s: %d: %.300s", url, resp.StatusCode, b)
+	}
+	return string(b)
+}
+
+// TestRunSmallLoRA tunes the tiny students with LoRA instead: PEFT adapters
+// are written and merged into servable models.
+func TestRunSmallLoRA(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains two students: skipped with -short")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var out bytes.Buffer
+	res, err := Run(context.Background(), Options{Dir: dir, Listener: ln, Out: &out, Seed: 2, Small: true, LoRA: true, Backend: "go"})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, d := range []string{res.StudentDir, res.RawDir} {
+		for _, f := range []string{train.AdapterConfigFile, train.AdapterWeightsFile, "job.json"} {
+			if _, err := os.Stat(filepath.Join(d, f)); err != nil {
+				t.Errorf("adapter file missing: %v", err)
+			}
+		}
+	}
+	for _, m := range []string{StudentModel, RawStudentModel} {
+		if _, err := os.Stat(filepath.Join(dir, "models", m, "model.safetensors")); err != nil {
+			t.Errorf("adapter of %s not merged: %v", m, err)
+		}
+		if c := res.Eval.Candidate(m); c == nil || c.Requests != res.HeldOut || c.Errors != 0 {
+			t.Errorf("eval of %s: %+v", m, c)
+		}
+	}
+	if !strings.Contains(out.String(), "adapters (PEFT format)") {
+		t.Errorf("output does not name the adapters:\n%s", out.String())
 	}
 }

@@ -232,9 +232,13 @@ func (q *run) deploy(ctx context.Context) error {
 		}
 		b.Finalize()
 	})
+	maxContext := 256 // the tiny student's tickets are under 100 tokens
+	if q.o.Base != "" {
+		maxContext = 1024
+	}
 	for _, name := range []string{StudentModel, RawStudentModel} {
 		m, err := providerengine.Load(ctx, b, name, filepath.Join(q.o.Dir, "models", name), providerengine.LoadOptions{
-			Runner: engine.RunnerOptions{Slots: 4, MaxContext: 256}, Logger: q.log, Warmup: strings.HasPrefix(b.Config, "xla")})
+			Runner: engine.RunnerOptions{Slots: 4, MaxContext: maxContext}, Logger: q.log, Warmup: strings.HasPrefix(b.Config, "xla")})
 		if err != nil {
 			return fmt.Errorf("deploy %s: %w", name, err)
 		}
