@@ -197,7 +197,11 @@ type run struct {
 
 func (q *run) run(ctx context.Context) error {
 	fmt.Fprintf(q.out, "Foundry quick start: the whole flywheel, offline, on this machine\n")
-	fmt.Fprintf(q.out, "  working directory  %s\n", q.o.Dir)
+	abs, err := filepath.Abs(q.o.Dir)
+	if err != nil {
+		abs = q.o.Dir
+	}
+	fmt.Fprintf(q.out, "  working directory  %s (store, datasets, models, evals; your ./foundry.db is not touched)\n", abs)
 
 	// 1. Gateway and teacher.
 	section(q.out, 1, "Gateway and teacher")

@@ -293,6 +293,7 @@ func (q *run) evaluate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	tps = math.Round(tps)
 	q.studentTPS = tps
 	serving := engineServing(q.o.GPUHourlyUSD, tps)
 	q.prices.Set(StudentModel, serving)
