@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -307,12 +308,17 @@ func (q *run) evaluate(ctx context.Context) error {
 	}
 	cands := []string{q.teacherModel, StudentModel, RawStudentModel}
 	bar := newProgress(q.o.Progress, len(exs)*len(cands), "eval answers")
-	var last int
+	var (
+		last   int
+		lastMu sync.Mutex
+	)
 	temp := 0.0
 	sum, err := eval.Run(ctx, exs, eval.Options{Dir: filepath.Join(q.o.Dir, "evals"), Data: "held-out tickets (ground truth)",
 		Chatter: eval.NewHTTP(q.stack.url+"/v1", q.o.AdminKey, "eval,quickstart"), Candidates: cands, Reference: q.teacherModel,
 		Concurrency: 6, MaxTokens: 48, Temperature: &temp, Seed: int64(q.o.Seed), Prices: q.prices, Logger: q.log,
-		Progress: func(done, total int) {
+		Progress: func(done, total int) { // eval may call it from several goroutines
+			lastMu.Lock()
+			defer lastMu.Unlock()
 			if done > last {
 				bar.add(done - last)
 				last = done
