@@ -270,6 +270,7 @@ func (q *run) run(ctx context.Context) error {
 	fmt.Fprintf(q.out, "  Dashboard: %s/   (traffic, datasets, training, evals, routes, costs)\n", q.stack.url)
 	fmt.Fprintf(q.out, "  Try it:    curl %s/v1/chat/completions -H 'Content-Type: application/json' \\\n", q.stack.url)
 	fmt.Fprintf(q.out, "               -d '{\"model\":%q,\"messages\":[{\"role\":\"user\",\"content\":\"My PixelPad order never arrived. Please fix this ASAP.\"}]}'\n", Route)
+	fmt.Fprintf(q.out, "  Later:     FOUNDRY_DB=%s FOUNDRY_DATA=%s foundry serve   (the same data, with your own providers)\n", q.o.DB, q.o.Dir)
 	if q.o.OnResults != nil {
 		if err := q.o.OnResults(ctx, q.res); err != nil {
 			return err
