@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -78,7 +79,12 @@ func main() {
 	workers := flag.Int("workers", 64, "concurrent clients in the saturation phase")
 	out := flag.String("out", "", "also write the result as JSON here")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
+	flush := flag.Duration("flush", 0, "capture flush interval (0: capture's default)")
+	gogc := flag.Int("gogc", 400, "GC percent, as `foundry serve` sets it when GOGC is unset")
 	flag.Parse()
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(*gogc)
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -88,14 +94,14 @@ func main() {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*rates, *dur, *workers, *out); err != nil {
+	if err := run(*rates, *dur, *workers, *flush, *out); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(rateList string, dur time.Duration, workers int, out string) error {
+func run(rateList string, dur time.Duration, workers int, flush time.Duration, out string) error {
 	ctx := context.Background()
 	up := upstreamtest.NewOpenAI(nil)
 	defer up.Close()
@@ -111,7 +117,7 @@ func run(rateList string, dur time.Duration, workers int, out string) error {
 		return err
 	}
 	defer st.Close()
-	capt := capture.New(st, capture.Options{Prices: pricing.New(nil), SpillFile: filepath.Join(dir, "spill.jsonl")})
+	capt := capture.New(st, capture.Options{Prices: pricing.New(nil), SpillFile: filepath.Join(dir, "spill.jsonl"), FlushInterval: flush})
 	if err := capt.Start(ctx); err != nil {
 		return err
 	}

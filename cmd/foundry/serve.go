@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -98,6 +99,13 @@ func storeFromConfig(cmd *cobra.Command, cfgPath string) (store.Store, error) {
 // serve runs the gateway on ln until ctx ends, then drains requests and
 // flushes capture.
 func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.Logger) error {
+	if os.Getenv("GOGC") == "" {
+		// The gateway's live heap is small (the capture queue bounds it), and
+		// collecting less often shortens its latency tail: with the default
+		// 100, added p99 at 1k req/s was 0.8–1.3 ms; with 400, 0.55–0.6 ms
+		// (bench/gateway). GOGC in the environment still wins.
+		debug.SetGCPercent(400)
+	}
 	st, err := openStore(ctx, cfg.DB)
 	if err != nil {
 		return err
