@@ -24,8 +24,9 @@
 // own counters ("judge calls", "judge cost micro-USD", "cache hits"). Rows
 // in must equal rows kept plus rows dropped, which the pipeline checks. A
 // stage that calls a model per row can use RowStage with Workers set to its
-// concurrency limit: RowStage runs Decide on that many goroutines and still
-// emits in input order. Without a registered plug-in, a spec that has the
+// concurrency limit and Batch 1: RowStage runs Decide on that many
+// goroutines and still emits in input order. Package dataset/judgestage
+// implements both plug-ins with package judge. Without a registered plug-in, a spec that has the
 // section fails to build with a message saying so.
 //
 // # Formats

@@ -11,12 +11,16 @@ const orderedBatch = 64
 
 // orderedMap calls f on every item produce sends, on workers goroutines, and
 // emit on the results in the order the items were sent. emit runs on the
-// caller's goroutine. The first error (from produce or emit) stops the rest.
-func orderedMap[T, R any](ctx context.Context, workers int, produce func(send func(T) error) error, f func(T) R, emit func(R) error) error {
+// caller's goroutine. Items go to workers batch at a time (orderedBatch when
+// batch <= 0). The first error (from produce or emit) stops the rest.
+func orderedMap[T, R any](ctx context.Context, workers, batchSize int, produce func(send func(T) error) error, f func(T) R, emit func(R) error) error {
 	type batch struct {
 		in   []T
 		out  []R
 		done chan struct{}
+	}
+	if batchSize <= 0 {
+		batchSize = orderedBatch
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -38,7 +42,7 @@ func orderedMap[T, R any](ctx context.Context, workers int, produce func(send fu
 	}
 	prodErr := make(chan error, 1)
 	go func() {
-		cur := &batch{in: make([]T, 0, orderedBatch), done: make(chan struct{})}
+		cur := &batch{in: make([]T, 0, batchSize), done: make(chan struct{})}
 		flush := func() error {
 			if len(cur.in) == 0 {
 				return nil
@@ -49,12 +53,12 @@ func orderedMap[T, R any](ctx context.Context, workers int, produce func(send fu
 				return ctx.Err()
 			}
 			jobs <- cur
-			cur = &batch{in: make([]T, 0, orderedBatch), done: make(chan struct{})}
+			cur = &batch{in: make([]T, 0, batchSize), done: make(chan struct{})}
 			return nil
 		}
 		err := produce(func(x T) error {
 			cur.in = append(cur.in, x)
-			if len(cur.in) == orderedBatch {
+			if len(cur.in) == batchSize {
 				return flush()
 			}
 			return nil

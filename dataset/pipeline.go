@@ -274,6 +274,11 @@ type RowStage struct {
 	// (Decide must then be safe for concurrent use); examples still leave
 	// in the order they came.
 	Workers int
+	// Batch is how many examples a worker takes at once (default 64, which
+	// keeps channel costs small for fast Decides). A Decide that calls a
+	// model should set 1, so that Workers calls are in flight even for a
+	// few rows.
+	Batch int
 }
 
 // Name returns the stage's name.
@@ -287,7 +292,7 @@ func (s RowStage) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 			reason, detail string
 			err            error
 		}
-		return orderedMap(ctx, s.Workers, func(send func(*Example) error) error {
+		return orderedMap(ctx, s.Workers, s.Batch, func(send func(*Example) error) error {
 			for ex := range in {
 				if err := send(ex); err != nil {
 					return err

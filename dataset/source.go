@@ -93,7 +93,7 @@ func (s *StoreSource) scan(ctx context.Context, out *Out, keep func(*Example) er
 	}
 	var seq int64
 	q, residual := s.Select.scanQuery()
-	err := orderedMap(ctx, parseWorkers, func(send func(store.RecordWithFeedback) error) error {
+	err := orderedMap(ctx, parseWorkers, 0, func(send func(store.RecordWithFeedback) error) error {
 		return s.Store.ScanRecords(ctx, q, send)
 	}, func(r store.RecordWithFeedback) parsed {
 		if why := residual(&r); why != "" {
