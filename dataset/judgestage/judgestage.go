@@ -1,0 +1,230 @@
+// Package judgestage implements the dataset spec's judge: and best_of_n:
+// plug-in stages with package judge, calling the judge and teacher models
+// through an OpenAI-compatible endpoint (the gateway, so the calls are
+// captured and priced like all traffic).
+//
+//	judge: {model: gpt-4o-mini, rubric: "...", min_score: 7, concurrency: 8}
+//	best_of_n: {model: gpt-4o, n: 4, temperature: 0.8, bar: 8, only_if_below: 7}
+//
+// Verdicts and teacher samples are cached by content hash in a SQLite file
+// (DataDir/judge-cache.db by default), so a build that failed part-way (an
+// upstream error, an interrupt) resumes when run again without paying for
+// any finished call.
+package judgestage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/goccy/go-yaml"
+
+	"github.com/foundryhq/foundry/api"
+	"github.com/foundryhq/foundry/dataset"
+	"github.com/foundryhq/foundry/judge"
+	"github.com/foundryhq/foundry/pricing"
+)
+
+// Options are what the plug-ins need besides their spec sections.
+type Options struct {
+	// BaseURL is the OpenAI-compatible endpoint (ending in /v1) judge and
+	// teacher calls go to unless a section names base_url: the gateway.
+	BaseURL string
+	// APIKey is sent to BaseURL as the Bearer token ("" sends none).
+	APIKey string
+	// DataDir holds the default cache file, judge-cache.db (default
+	// dataset.DefaultDataDir).
+	DataDir string
+	Prices  *pricing.Table // nil: pricing.New(nil)
+	Client  *http.Client   // nil: http.DefaultClient
+	Logger  *slog.Logger   // nil: discards
+}
+
+// JudgeConfig is the spec's judge: section.
+type JudgeConfig struct {
+	Model       string `yaml:"model"`       // the judge model (required)
+	Rubric      string `yaml:"rubric"`      // what a good answer is; "" is a generic helpfulness rubric
+	MinScore    int    `yaml:"min_score"`   // drop rows scored below this (1-10); 0 scores without dropping
+	Concurrency int    `yaml:"concurrency"` // judge calls in flight (default 8)
+	BaseURL     string `yaml:"base_url"`    // default: Options.BaseURL (the local gateway)
+	APIKeyEnv   string `yaml:"api_key_env"` // environment variable holding the key for base_url (default: Options.APIKey)
+	Cache       string `yaml:"cache"`       // cache file (default DATA_DIR/judge-cache.db)
+	MaxTokens   int    `yaml:"max_tokens"`  // max_tokens of a verdict; 0 sends none
+	Seed        int64  `yaml:"seed"`        // sent with every judge call
+}
+
+// BestOfNConfig is the spec's best_of_n: section.
+type BestOfNConfig struct {
+	Model       string  `yaml:"model"`       // the teacher model (required)
+	N           int     `yaml:"n"`           // samples per prompt (default 4)
+	Temperature float64 `yaml:"temperature"` // default 1
+	Bar         int     `yaml:"bar"`         // least judge score a replacement must have (default 7)
+	Rubric      string  `yaml:"rubric"`      // default: the judge: section's rubric
+	// OnlyIfBelow resamples only rows whose judge score (from the judge:
+	// stage) is below it, and rows without a score; 0 resamples every row.
+	OnlyIfBelow int `yaml:"only_if_below"`
+	// JudgeModel scores the samples (default: the judge: section's model).
+	JudgeModel string `yaml:"judge_model"`
+	// OneRequestPerSample sends n requests instead of one with n=N, for
+	// upstreams that reject or ignore n.
+	OneRequestPerSample bool   `yaml:"one_request_per_sample"`
+	Concurrency         int    `yaml:"concurrency"` // prompts in flight (default 4)
+	BaseURL             string `yaml:"base_url"`
+	APIKeyEnv           string `yaml:"api_key_env"`
+	Cache               string `yaml:"cache"`
+	MaxTokens           int    `yaml:"max_tokens"`
+	Seed                int64  `yaml:"seed"`
+}
+
+// Drop reasons and counters of the stages.
+const (
+	ReasonGarbage  = "judge answered garbage"
+	ReasonNoAnswer = "no assistant answer to judge"
+
+	CounterCalls        = "judge calls"
+	CounterCost         = "judge cost micro-USD"
+	CounterCacheHits    = "judge cache hits"
+	CounterUnpriced     = "judge unpriced calls"
+	CounterTeacherCalls = "teacher calls"
+	CounterTeacherCost  = "teacher cost micro-USD"
+	CounterReplaced     = "replaced"
+	CounterKept         = "kept"
+	CounterRejected     = "rejected"
+	CounterGarbage      = "judge garbage samples"
+)
+
+// ReasonBelow is the judge stage's drop reason for rows scored under min.
+func ReasonBelow(min int) string { return fmt.Sprintf("judge score < %d", min) }
+
+// Plugins returns the judge and best_of_n plug-ins for dataset.BuildOptions.
+// The best_of_n stage takes its judge model and rubric from the judge:
+// section of the same spec when it names none.
+func Plugins(o Options) map[string]dataset.Plugin {
+	if o.DataDir == "" {
+		o.DataDir = dataset.DefaultDataDir
+	}
+	if o.Prices == nil {
+		o.Prices = pricing.New(nil)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	var (
+		mu   sync.Mutex
+		last *JudgeConfig // the judge: section of the spec being built
+	)
+	return map[string]dataset.Plugin{
+		"judge": func(ctx context.Context, config any) (dataset.Stage, error) {
+			var c JudgeConfig
+			if err := decode(config, &c); err != nil {
+				return nil, err
+			}
+			st, err := newJudgeStage(o, c)
+			if err != nil {
+				return nil, err
+			}
+			mu.Lock()
+			last = &c
+			mu.Unlock()
+			return st, nil
+		},
+		"best_of_n": func(ctx context.Context, config any) (dataset.Stage, error) {
+			var c BestOfNConfig
+			if err := decode(config, &c); err != nil {
+				return nil, err
+			}
+			mu.Lock()
+			j := last
+			mu.Unlock()
+			if j != nil {
+				if c.JudgeModel == "" {
+					c.JudgeModel = j.Model
+				}
+				if c.Rubric == "" {
+					c.Rubric = j.Rubric
+				}
+			}
+			return newBestOfNStage(o, c)
+		},
+	}
+}
+
+// decode turns a decoded YAML section into c, strictly, so a misspelt
+// field is an error rather than a default.
+func decode(config any, c any) error {
+	b, err := yaml.Marshal(config)
+	if err != nil {
+		return fmt.Errorf("encode section: %w", err)
+	}
+	if err := yaml.UnmarshalWithOptions(b, c, yaml.Strict()); err != nil {
+		return errors.New(yaml.FormatError(err, false, false))
+	}
+	return nil
+}
+
+// endpoint is where one stage's calls go.
+type endpoint struct {
+	url, key, cache string
+}
+
+func (o Options) endpoint(baseURL, keyEnv, cache string) (endpoint, error) {
+	e := endpoint{url: o.BaseURL, key: o.APIKey, cache: cache}
+	if baseURL != "" {
+		e.url = baseURL
+	}
+	if keyEnv != "" {
+		e.key = os.Getenv(keyEnv)
+		if e.key == "" {
+			return e, fmt.Errorf("api_key_env: %s is not set in the environment", keyEnv)
+		}
+	}
+	if e.url == "" {
+		return e, errors.New("base_url: no endpoint for judge calls (run the gateway, or name an OpenAI-compatible base_url ending in /v1)")
+	}
+	if e.cache == "" {
+		e.cache = filepath.Join(o.DataDir, "judge-cache.db")
+	}
+	return e, nil
+}
+
+func (o Options) chatter(e endpoint, tags string) *judge.HTTP {
+	h := judge.NewHTTP(e.url, e.key)
+	h.Tags, h.Client = tags, o.Client
+	return h
+}
+
+// openCache opens the cache file, creating its directory.
+func openCache(path string) (*judge.SQLiteCache, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("judge cache: %w", err)
+	}
+	return judge.OpenCache(path)
+}
+
+// micro converts dollars to the funnel's integer micro-dollars.
+func micro(usd float64) int64 { return int64(math.Round(usd * 1e6)) }
+
+// conversation splits an example into the messages before its answer and
+// the answer; ok is false when the last message is not an assistant's.
+func conversation(ex *dataset.Example) (prompt []api.Message, answer api.Message, ok bool) {
+	a := ex.Answer()
+	if a == nil {
+		return ex.Messages, api.Message{}, false
+	}
+	return ex.Messages[:len(ex.Messages)-1], *a, true
+}
+
+func clip(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,268 @@
+package judgestage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/foundryhq/foundry/api"
+	"github.com/foundryhq/foundry/dataset"
+	"github.com/foundryhq/foundry/judge"
+	"github.com/foundryhq/foundry/pricing"
+)
+
+// judgeStage scores every row's answer, sets Meta.JudgeScore and drops rows
+// under MinScore and rows the judge answered garbage about.
+type judgeStage struct {
+	o Options
+	c JudgeConfig
+	e endpoint
+}
+
+func newJudgeStage(o Options, c JudgeConfig) (*judgeStage, error) {
+	if c.Model == "" {
+		return nil, errors.New("model: name the judge model, e.g. model: gpt-4o-mini")
+	}
+	if c.MinScore < 0 || c.MinScore > 10 {
+		return nil, fmt.Errorf("min_score %d: the judge scores 1-10 (0 keeps every row)", c.MinScore)
+	}
+	if c.Concurrency < 0 {
+		return nil, fmt.Errorf("concurrency %d must not be negative", c.Concurrency)
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 8
+	}
+	e, err := o.endpoint(c.BaseURL, c.APIKeyEnv, c.Cache)
+	if err != nil {
+		return nil, err
+	}
+	return &judgeStage{o: o, c: c, e: e}, nil
+}
+
+func (s *judgeStage) Name() string { return "judge" }
+
+func (s *judgeStage) Run(ctx context.Context, in <-chan *dataset.Example, out *dataset.Out) error {
+	cache, err := openCache(s.e.cache)
+	if err != nil {
+		return err
+	}
+	defer cache.Close()
+	j, err := judge.New(judge.Options{Chatter: s.o.chatter(s.e, "judge,dataset"), Model: s.c.Model, Cache: cache,
+		Concurrency: s.c.Concurrency, Seed: s.c.Seed, MaxTokens: s.c.MaxTokens, Prices: s.o.Prices, Logger: s.o.Logger})
+	if err != nil {
+		return err
+	}
+	defer countJudge(out, j)
+	return dataset.RowStage{StageName: s.Name(), Workers: s.c.Concurrency, Batch: 1,
+		Decide: func(ctx context.Context, ex *dataset.Example, out *dataset.Out) (string, string, error) {
+			prompt, answer, ok := conversation(ex)
+			if !ok || len(prompt) == 0 {
+				return ReasonNoAnswer, "", nil
+			}
+			v, err := j.Score(ctx, judge.Item{Messages: prompt, Answer: answer, Rubric: s.c.Rubric})
+			if errors.Is(err, judge.ErrGarbage) {
+				return ReasonGarbage, garbageDetail(err), nil
+			}
+			if err != nil {
+				return "", "", fmt.Errorf("row %s: %w (run the build again to resume: finished verdicts are cached in %s)", ex.Meta.ID, err, s.e.cache)
+			}
+			score := float64(v.Score)
+			ex.Meta.JudgeScore = &score
+			if v.Score < s.c.MinScore {
+				return ReasonBelow(s.c.MinScore), fmt.Sprintf("score %d: %s", v.Score, clip(v.Reason, 160)), nil
+			}
+			return "", "", nil
+		}}.Run(ctx, in, out)
+}
+
+// countJudge reports what the judge's calls cost in this run; verdicts
+// from the cache cost nothing now.
+func countJudge(out *dataset.Out, j *judge.Judge) {
+	st := j.Stats()
+	out.Count(CounterCalls, int64(st.Spent.Calls))
+	out.Count(CounterCost, micro(st.Spent.CostUSD))
+	out.Count(CounterCacheHits, int64(st.CacheHits))
+	if st.Spent.Unpriced > 0 {
+		out.Count(CounterUnpriced, int64(st.Spent.Unpriced))
+	}
+}
+
+// garbageDetail is what the funnel shows of a garbage verdict: why it was
+// rejected and what the judge said.
+func garbageDetail(err error) string {
+	var ge *judge.GarbageError
+	if !errors.As(err, &ge) {
+		return err.Error()
+	}
+	last := ""
+	if len(ge.Answers) > 0 {
+		last = ge.Answers[len(ge.Answers)-1]
+	}
+	return fmt.Sprintf("%s; answered %q", ge.Problem, clip(last, 120))
+}
+
+// bestOfNStage resamples rows' answers from a teacher and keeps the judge's
+// best sample when it clears the bar.
+type bestOfNStage struct {
+	o Options
+	c BestOfNConfig
+	e endpoint
+}
+
+// ReasonNoSample drops a row that has no answer of its own when no sample
+// cleared the bar.
+const ReasonNoSample = "best-of-n: no sample cleared the bar"
+
+func newBestOfNStage(o Options, c BestOfNConfig) (*bestOfNStage, error) {
+	if c.Model == "" {
+		return nil, errors.New("model: name the teacher model, e.g. model: gpt-4o")
+	}
+	if c.JudgeModel == "" {
+		return nil, errors.New("judge_model: name the model that scores the samples (or add a judge: section, whose model is used)")
+	}
+	if c.OnlyIfBelow < 0 || c.OnlyIfBelow > 10 {
+		return nil, fmt.Errorf("only_if_below %d: the judge scores 1-10 (0 resamples every row)", c.OnlyIfBelow)
+	}
+	if c.Concurrency < 0 {
+		return nil, fmt.Errorf("concurrency %d must not be negative", c.Concurrency)
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 4
+	}
+	// judge.NewBestOfN checks n, temperature and bar; try it now so a bad
+	// section fails before the build reads any row.
+	if _, err := judge.NewBestOfN(&judge.Judge{}, c.options(nil)); err != nil {
+		return nil, err
+	}
+	e, err := o.endpoint(c.BaseURL, c.APIKeyEnv, c.Cache)
+	if err != nil {
+		return nil, err
+	}
+	return &bestOfNStage{o: o, c: c, e: e}, nil
+}
+
+func (c BestOfNConfig) options(teacher judge.Chatter) judge.BestOfNOptions {
+	if teacher == nil {
+		teacher = &meter{}
+	}
+	return judge.BestOfNOptions{Teacher: teacher, Model: c.Model, N: c.N, Temperature: c.Temperature, Bar: c.Bar, Rubric: c.Rubric,
+		OneRequestPerSample: c.OneRequestPerSample, Concurrency: c.Concurrency, MaxTokens: c.MaxTokens, Seed: c.Seed}
+}
+
+func (s *bestOfNStage) Name() string { return "best_of_n" }
+
+func (s *bestOfNStage) Run(ctx context.Context, in <-chan *dataset.Example, out *dataset.Out) error {
+	cache, err := openCache(s.e.cache)
+	if err != nil {
+		return err
+	}
+	defer cache.Close()
+	j, err := judge.New(judge.Options{Chatter: s.o.chatter(s.e, "judge,dataset"), Model: s.c.JudgeModel, Cache: cache,
+		Concurrency: s.c.Concurrency, Seed: s.c.Seed, Prices: s.o.Prices, Logger: s.o.Logger})
+	if err != nil {
+		return err
+	}
+	teacher := &meter{next: s.o.chatter(s.e, "teacher,dataset"), prices: s.o.Prices}
+	b, err := judge.NewBestOfN(j, s.c.options(teacher))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		countJudge(out, j)
+		u := teacher.usage()
+		out.Count(CounterTeacherCalls, int64(u.Calls))
+		out.Count(CounterTeacherCost, micro(u.CostUSD))
+	}()
+	return dataset.RowStage{StageName: s.Name(), Workers: s.c.Concurrency, Batch: 1,
+		Decide: func(ctx context.Context, ex *dataset.Example, out *dataset.Out) (string, string, error) {
+			if s.c.OnlyIfBelow > 0 && ex.Meta.JudgeScore != nil && *ex.Meta.JudgeScore >= float64(s.c.OnlyIfBelow) {
+				out.Count(CounterKept, 1)
+				return "", "", nil
+			}
+			prompt, _, hasAnswer := conversation(ex)
+			if len(prompt) == 0 {
+				out.Count(CounterKept, 1)
+				return "", "", nil
+			}
+			best, err := b.Run(ctx, prompt)
+			if err != nil {
+				return "", "", fmt.Errorf("row %s: %w (run the build again to resume: finished samples and verdicts are cached in %s)", ex.Meta.ID, err, s.e.cache)
+			}
+			garbage := 0
+			for _, sm := range best.Samples {
+				if errors.Is(sm.Err, judge.ErrGarbage) {
+					garbage++
+				}
+			}
+			if garbage > 0 {
+				out.Count(CounterGarbage, int64(garbage))
+			}
+			switch {
+			case !best.Accepted && !hasAnswer:
+				return ReasonNoSample, clip(best.Reason, 160), nil
+			case !best.Accepted:
+				out.Count(CounterRejected, 1)
+				return "", "", nil
+			case hasAnswer && ex.Meta.JudgeScore != nil && *ex.Meta.JudgeScore >= float64(best.Score):
+				out.Count(CounterKept, 1) // the row's own answer is at least as good
+				return "", "", nil
+			}
+			if hasAnswer {
+				ex.Messages[len(ex.Messages)-1] = best.Answer
+			} else {
+				ex.Messages = append(ex.Messages, best.Answer)
+			}
+			score := float64(best.Score)
+			ex.Meta.JudgeScore = &score
+			out.Count(CounterReplaced, 1)
+			return "", "", nil
+		}}.Run(ctx, in, out)
+}
+
+// meter is a Chatter that counts and prices the calls it passes on, so the
+// funnel reports what the teacher cost in this run (cached samples cost
+// nothing now).
+type meter struct {
+	next   judge.Chatter
+	prices *pricing.Table
+	mu     sync.Mutex
+	u      judge.Usage
+}
+
+func (m *meter) Chat(ctx context.Context, req *api.ChatRequest) (*api.ChatResponse, error) {
+	if m.next == nil {
+		return nil, errors.New("judgestage: no teacher endpoint")
+	}
+	resp, err := m.next.Chat(ctx, req)
+	if err != nil {
+		return resp, err
+	}
+	u := judge.Usage{Calls: 1}
+	if resp.Usage != nil {
+		u.PromptTokens, u.CompletionTokens = resp.Usage.PromptTokens, resp.Usage.CompletionTokens
+		if d := resp.Usage.PromptTokensDetails; d != nil {
+			u.CachedTokens = d.CachedTokens
+		}
+		cost, ok := m.prices.Cost(resp.Model, u.PromptTokens, u.CachedTokens, u.CompletionTokens)
+		if !ok {
+			cost, ok = m.prices.Cost(req.Model, u.PromptTokens, u.CachedTokens, u.CompletionTokens)
+		}
+		u.CostUSD = cost
+		if !ok {
+			u.Unpriced = 1
+		}
+	} else {
+		u.Unpriced = 1
+	}
+	m.mu.Lock()
+	m.u.Add(u)
+	m.mu.Unlock()
+	return resp, nil
+}
+
+func (m *meter) usage() judge.Usage {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.u
+}
