@@ -45,12 +45,12 @@ func BenchmarkPrefill(b *testing.B) {
 			for i := range prompt {
 				prompt[i] = int32(i % 300)
 			}
-			if _, err := r.Prefill(0, prompt); err != nil { // build the graph
+			if _, err := r.Prefill(0, prompt, 0); err != nil { // build the graph
 				b.Fatal(err)
 			}
 			b.ResetTimer()
 			for b.Loop() {
-				if _, err := r.Prefill(0, prompt); err != nil {
+				if _, err := r.Prefill(0, prompt, 0); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -68,12 +68,12 @@ func BenchmarkDecode(b *testing.B) {
 				active[s] = true
 				positions[s] = 100
 			}
-			if _, err := r.Decode(tokens, positions, active); err != nil {
+			if _, err := r.Decode(tokens, positions, active, nil); err != nil {
 				b.Fatal(err)
 			}
 			b.ResetTimer()
 			for b.Loop() {
-				if _, err := r.Decode(tokens, positions, active); err != nil {
+				if _, err := r.Decode(tokens, positions, active, nil); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -153,7 +153,7 @@ func BenchmarkSmolLM2Shape(b *testing.B) {
 					prompt[i] = int32(i * 7)
 				}
 				for b.Loop() {
-					if _, err := r.Prefill(0, prompt); err != nil {
+					if _, err := r.Prefill(0, prompt, 0); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -166,7 +166,7 @@ func BenchmarkSmolLM2Shape(b *testing.B) {
 				active[s], positions[s] = true, 100
 			}
 			for b.Loop() {
-				if _, err := r.Decode(tokens, positions, active); err != nil {
+				if _, err := r.Decode(tokens, positions, active, nil); err != nil {
 					b.Fatal(err)
 				}
 			}

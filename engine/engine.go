@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/foundryhq/foundry/train/lora"
 )
 
 // Request is one generation: a tokenized prompt and how to continue it.
@@ -27,8 +29,8 @@ type Request struct {
 	// Stop strings end generation when they appear in the decoded text,
 	// which then ends before the first of them. They need Options.Detokenizer.
 	Stop []string
-	// Adapter selects a LoRA adapter for this request's slot; 0 is the base
-	// model, the only one supported until LoRA serving arrives.
+	// Adapter is the index of the LoRA adapter to apply (from
+	// Engine.LoadAdapter or Runner.LoadAdapter); 0 is the base model.
 	Adapter int
 }
 
@@ -129,6 +131,7 @@ type Engine struct {
 
 	mu      sync.Mutex
 	queue   []*job
+	unloads []unload // adapters to unload between steps
 	closed  bool
 	wake    chan struct{}
 	stopped chan struct{}
@@ -196,9 +199,7 @@ type job struct {
 	text    *textStream
 	stop    stopMatcher
 	maxNew  int
-	// adapter is the slot's LoRA adapter (0: the base model). When LoRA
-	// serving arrives, the scheduler hands Runner.Decode one index per slot.
-	adapter int
+	adapter int   // the LoRA adapter's index (0: the base model)
 	pos     int32 // where the next fed token goes
 	next    int32 // the token to feed at the next decode step
 }
@@ -271,10 +272,66 @@ func (e *Engine) checkRequest(req Request) error {
 	if len(req.Stop) > 0 && e.detok == nil {
 		return errors.New("generate: stop strings need a detokenizer (load the model's tokenizer, or use stop token ids)")
 	}
-	if req.Adapter != 0 {
-		return fmt.Errorf("generate: adapter %d: not supported yet: arrives with LoRA serving", req.Adapter)
+	if err := e.r.checkAdapter(req.Adapter); err != nil {
+		return fmt.Errorf("generate: %w", err)
 	}
 	return nil
+}
+
+// LoadAdapter loads a LoRA adapter as Runner.LoadAdapter does; requests
+// select it by the returned index. Running requests are not disturbed.
+func (e *Engine) LoadAdapter(name string, a *lora.Adapter) (int, error) {
+	return e.r.LoadAdapter(name, a)
+}
+
+// unload is an UnloadAdapter call waiting for the scheduler.
+type unload struct {
+	name string
+	done chan error
+}
+
+// UnloadAdapter unloads the LoRA adapter loaded as name between two decode
+// steps, first failing the requests queued or running on it.
+func (e *Engine) UnloadAdapter(name string) error {
+	if _, ok := e.r.Adapter(name); !ok {
+		return fmt.Errorf("unload adapter %q: no adapter of that name is loaded", name)
+	}
+	u := unload{name: name, done: make(chan error, 1)}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return e.r.UnloadAdapter(name)
+	}
+	e.unloads = append(e.unloads, u)
+	e.signal()
+	e.mu.Unlock()
+	return <-u.done
+}
+
+// unloadAdapters runs the waiting UnloadAdapter calls, failing their requests.
+func (e *Engine) unloadAdapters(unloads []unload, slots []*job, pending *[]*job) {
+	for _, u := range unloads {
+		i, ok := e.r.Adapter(u.name)
+		if !ok {
+			u.done <- fmt.Errorf("unload adapter %q: no adapter of that name is loaded", u.name)
+			continue
+		}
+		err := fmt.Errorf("adapter %q was unloaded", u.name)
+		*pending = slices.DeleteFunc(*pending, func(j *job) bool {
+			if j.adapter == i {
+				e.finish(j, "", err)
+				return true
+			}
+			return false
+		})
+		for s, j := range slots {
+			if j != nil && j.adapter == i {
+				e.finish(j, "", err)
+				slots[s] = nil
+			}
+		}
+		u.done <- e.r.UnloadAdapter(u.name)
+	}
 }
 
 // loop is the scheduler.
@@ -283,6 +340,7 @@ func (e *Engine) loop() {
 	slots := make([]*job, e.r.Slots())
 	var pending []*job
 	tokens, positions, active := make([]int32, len(slots)), make([]int32, len(slots)), make([]bool, len(slots))
+	adapters := make([]int32, len(slots))
 	for {
 		busy := slices.ContainsFunc(slots, func(j *job) bool { return j != nil })
 		if !busy && len(pending) == 0 {
@@ -293,7 +351,10 @@ func (e *Engine) loop() {
 		closed := e.closed
 		pending = append(pending, e.queue...)
 		e.queue = nil
+		unloads := e.unloads
+		e.unloads = nil
 		e.mu.Unlock()
+		e.unloadAdapters(unloads, slots, &pending)
 		if closed {
 			for _, j := range append(pending, slots...) {
 				if j != nil {
@@ -316,7 +377,7 @@ func (e *Engine) loop() {
 			}
 			j := pending[0]
 			pending = pending[1:]
-			logits, err := e.r.Prefill(s, j.req.Prompt)
+			logits, err := e.r.Prefill(s, j.req.Prompt, j.adapter)
 			if err != nil {
 				e.log.Error("engine prefill failed; failing the requests in flight", "prompt_tokens", len(j.req.Prompt), "err", err)
 				e.finish(j, "", err)
@@ -332,16 +393,16 @@ func (e *Engine) loop() {
 		n := 0
 		for s, j := range slots {
 			active[s] = j != nil
-			tokens[s], positions[s] = 0, 0
+			tokens[s], positions[s], adapters[s] = 0, 0, 0
 			if j != nil {
-				tokens[s], positions[s] = j.next, j.pos
+				tokens[s], positions[s], adapters[s] = j.next, j.pos, int32(j.adapter)
 				n++
 			}
 		}
 		if n == 0 {
 			continue
 		}
-		rows, err := e.r.Decode(tokens, positions, active)
+		rows, err := e.r.Decode(tokens, positions, active, adapters)
 		if err != nil {
 			e.log.Error("engine decode step failed; failing the requests in flight", "slots", n, "err", err)
 			e.failAll(slots, err)

@@ -25,6 +25,13 @@ type RunnerOptions struct {
 	// graph is compiled once per bucket used. Default: 16, 32, 64, ... up to
 	// MaxContext (MaxContext itself is always the last bucket).
 	Buckets []int
+	// MaxAdapters is how many LoRA adapters can be loaded at once (see
+	// LoadAdapter); default 4, negative for none (base model only, no
+	// adapter memory).
+	MaxAdapters int
+	// MaxRank is the largest LoRA rank an adapter may have; default 64.
+	// Smaller ranks are padded to it with zeros, so graphs keep one shape.
+	MaxRank int
 }
 
 // Runner holds a model's weights, bound once on a backend, and a KV cache
@@ -41,11 +48,19 @@ type Runner struct {
 	maxCtx  int
 	buckets []int
 
+	maxAdapters, maxRank int
+
 	mu      sync.Mutex
 	ctx     *mlctx.Context
 	prefill *mlctx.Exec
 	decode  *mlctx.Exec
 	forward *mlctx.Exec
+	// The same graphs with per-slot LoRA adapters, used when a sequence in
+	// the call has one (base-only calls keep the cheaper graphs above).
+	prefillLoRA, decodeLoRA, forwardLoRA *mlctx.Exec
+
+	amu      sync.Mutex      // guards adapters; changing them also takes mu
+	adapters []loadedAdapter // by index; [0] is the base model (none)
 }
 
 const (
@@ -88,6 +103,9 @@ func NewRunner(ctx context.Context, b *Backend, m *model.Model, opts RunnerOptio
 		}
 	}
 	r := &Runner{backend: b, cfg: cfg, slots: opts.Slots, maxCtx: opts.MaxContext, buckets: buckets, ctx: gctx}
+	if err := r.initAdapters(opts, dtype); err != nil {
+		return nil, fmt.Errorf("engine runner for %s: %w", m.Dir, err)
+	}
 	if err := r.compile(); err != nil {
 		return nil, fmt.Errorf("engine runner for %s: %w", m.Dir, err)
 	}
@@ -159,22 +177,32 @@ func (r *Runner) cacheVars(ctx *mlctx.Context, scope string) []*mlctx.Variable {
 	return vars
 }
 
-// compile creates the three executables; graphs are built (and compiled)
-// lazily, once per input shape.
+// compile creates the executables; graphs are built (and compiled) lazily,
+// once per input shape.
 func (r *Runner) compile() error {
 	cfg := r.cfg
-	var err error
-	// Prefill: tokens [1, bucket] int32, slot and length int32 scalars ->
-	// logits [vocab] of the last real token; the slot's cache rows 0..bucket-1 are written.
-	r.prefill, err = mlctx.NewExec(r.backend, r.ctx, func(ctx *mlctx.Context, tokens, slot, length *graph.Node) *graph.Node {
+	opts := func(adapters *graph.Node) model.Options {
+		o := model.Options{DType: r.backend.DType}
+		if adapters != nil {
+			o.Hook = r.loraHook(adapters)
+		}
+		return o
+	}
+	// Prefill: tokens [1, bucket] int32, slot and length int32 scalars (and
+	// the adapter index, an int32 scalar) -> logits [vocab] of the last real
+	// token; the slot's cache rows 0..bucket-1 are written.
+	prefill := func(ctx *mlctx.Context, tokens, slot, length, adapter *graph.Node) *graph.Node {
 		g := tokens.Graph()
 		kv, vv := r.cacheVars(ctx, cacheKScope), r.cacheVars(ctx, cacheVScope)
 		cache := &model.Cache{K: make([]*graph.Node, cfg.NumLayers), V: make([]*graph.Node, cfg.NumLayers), Slot: slot, Length: length}
 		for l := range cfg.NumLayers {
 			cache.K[l], cache.V[l] = kv[l].ValueGraph(g), vv[l].ValueGraph(g)
 		}
+		if adapter != nil {
+			adapter = graph.Reshape(adapter, 1)
+		}
 		positions := graph.Iota(g, tokens.Shape(), 1)
-		hidden := model.Decoder(ctx, cfg, tokens, positions, cache, model.Options{DType: r.backend.DType})
+		hidden := model.Decoder(ctx, cfg, tokens, positions, cache, opts(adapter))
 		for l := range cfg.NumLayers {
 			kv[l].SetValueGraph(cache.K[l])
 			vv[l].SetValueGraph(cache.V[l])
@@ -183,15 +211,13 @@ func (r *Runner) compile() error {
 		rows := graph.Reshape(hidden, tokens.Shape().Dim(1), cfg.HiddenSize)
 		last := graph.Gather(rows, graph.Reshape(graph.SubScalar(length, 1), 1, 1)) // [1, hidden]
 		return graph.Reshape(model.Logits(ctx, cfg, last, model.Options{}), cfg.VocabSize)
-	})
-	if err != nil {
-		return err
 	}
 	// Decode: tokens [slots, 1], positions [slots] int32, active [slots] bool,
 	// window [attend] (only its length counts: attention reads cache rows
-	// [0, attend), a bucket above every active position) -> logits [slots,
-	// vocab]; each active slot's key/value is written at its position.
-	r.decode, err = mlctx.NewExec(r.backend, r.ctx, func(ctx *mlctx.Context, tokens, positions, active, window *graph.Node) *graph.Node {
+	// [0, attend), a bucket above every active position), and the adapter
+	// indices [slots] int32 -> logits [slots, vocab]; each active slot's
+	// key/value is written at its position.
+	decode := func(ctx *mlctx.Context, tokens, positions, active, window, adapters *graph.Node) *graph.Node {
 		g := tokens.Graph()
 		kv, vv := r.cacheVars(ctx, cacheKScope), r.cacheVars(ctx, cacheVScope)
 		cache := &model.Cache{K: make([]*graph.Node, cfg.NumLayers), V: make([]*graph.Node, cfg.NumLayers), Active: active,
@@ -199,28 +225,53 @@ func (r *Runner) compile() error {
 		for l := range cfg.NumLayers {
 			cache.K[l], cache.V[l] = kv[l].ValueGraph(g), vv[l].ValueGraph(g)
 		}
-		hidden := model.Decoder(ctx, cfg, tokens, graph.InsertAxes(positions, -1), cache, model.Options{DType: r.backend.DType})
+		hidden := model.Decoder(ctx, cfg, tokens, graph.InsertAxes(positions, -1), cache, opts(adapters))
 		for l := range cfg.NumLayers {
 			kv[l].SetValueGraph(cache.K[l])
 			vv[l].SetValueGraph(cache.V[l])
 		}
 		return graph.Reshape(model.Logits(ctx, cfg, hidden, model.Options{}), r.slots, cfg.VocabSize)
-	})
-	if err != nil {
-		return err
 	}
-	// Forward: tokens [1, bucket] -> logits [bucket, vocab], no cache.
-	r.forward, err = mlctx.NewExec(r.backend, r.ctx, func(ctx *mlctx.Context, tokens *graph.Node) *graph.Node {
-		out := model.Forward(ctx, cfg, tokens, model.Options{DType: r.backend.DType})
+	// Forward: tokens [1, bucket] (and the adapter index) -> logits [bucket, vocab], no cache.
+	forward := func(ctx *mlctx.Context, tokens, adapter *graph.Node) *graph.Node {
+		if adapter != nil {
+			adapter = graph.Reshape(adapter, 1)
+		}
+		out := model.Forward(ctx, cfg, tokens, opts(adapter))
 		return graph.Reshape(out, tokens.Shape().Dim(1), cfg.VocabSize)
-	})
-	if err != nil {
+	}
+	var err error
+	if r.prefill, err = mlctx.NewExec(r.backend, r.ctx, func(ctx *mlctx.Context, tokens, slot, length *graph.Node) *graph.Node {
+		return prefill(ctx, tokens, slot, length, nil)
+	}); err != nil {
 		return err
 	}
-	n := len(r.buckets) + 2
-	r.prefill.SetMaxCache(n)
-	r.decode.SetMaxCache(n)
-	r.forward.SetMaxCache(n)
+	if r.decode, err = mlctx.NewExec(r.backend, r.ctx, func(ctx *mlctx.Context, tokens, positions, active, window *graph.Node) *graph.Node {
+		return decode(ctx, tokens, positions, active, window, nil)
+	}); err != nil {
+		return err
+	}
+	if r.forward, err = mlctx.NewExec(r.backend, r.ctx, func(ctx *mlctx.Context, tokens *graph.Node) *graph.Node {
+		return forward(ctx, tokens, nil)
+	}); err != nil {
+		return err
+	}
+	execs := []*mlctx.Exec{r.prefill, r.decode, r.forward}
+	if r.maxAdapters > 0 {
+		if r.prefillLoRA, err = mlctx.NewExec(r.backend, r.ctx, prefill); err != nil {
+			return err
+		}
+		if r.decodeLoRA, err = mlctx.NewExec(r.backend, r.ctx, decode); err != nil {
+			return err
+		}
+		if r.forwardLoRA, err = mlctx.NewExec(r.backend, r.ctx, forward); err != nil {
+			return err
+		}
+		execs = append(execs, r.prefillLoRA, r.decodeLoRA, r.forwardLoRA)
+	}
+	for _, e := range execs {
+		e.SetMaxCache(len(r.buckets) + 2)
+	}
 	return nil
 }
 
@@ -234,12 +285,15 @@ func (r *Runner) Warmup(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if _, err := r.Prefill(0, make([]int32, min(b, r.maxCtx-1))); err != nil {
-			return fmt.Errorf("warm up prefill bucket %d: %w", b, err)
-		}
-		positions[0] = int32(b - 1)
-		if _, err := r.Decode(tokens, positions, active); err != nil {
-			return fmt.Errorf("warm up decode bucket %d: %w", b, err)
+		// The adapter graphs too, with index 0 (which adds zero).
+		for _, lora := range []bool{false, true}[:min(2, max(1, r.maxAdapters+1))] {
+			if _, err := r.run(0, make([]int32, min(b, r.maxCtx-1)), lora, 0); err != nil {
+				return fmt.Errorf("warm up prefill bucket %d: %w", b, err)
+			}
+			positions[0] = int32(b - 1)
+			if _, err := r.step(tokens, positions, active, make([]int32, r.slots), lora); err != nil {
+				return fmt.Errorf("warm up decode bucket %d: %w", b, err)
+			}
 		}
 	}
 	return nil
@@ -260,9 +314,10 @@ func (r *Runner) checkIDs(ids []int32) error {
 // sequences in flight.
 
 // Prefill writes the prompt ids into slot's cache rows 0..len(ids)-1 and
-// returns the next-token logits after the last prompt token. The slot's
-// earlier contents are overwritten (rows past the prompt are masked out).
-func (r *Runner) Prefill(slot int, ids []int32) ([]float32, error) {
+// returns the next-token logits after the last prompt token, through the
+// LoRA adapter at index adapter (0: the base model). The slot's earlier
+// contents are overwritten (rows past the prompt are masked out).
+func (r *Runner) Prefill(slot int, ids []int32, adapter int) ([]float32, error) {
 	if slot < 0 || slot >= r.slots {
 		return nil, fmt.Errorf("prefill: slot %d out of range [0, %d)", slot, r.slots)
 	}
@@ -272,6 +327,14 @@ func (r *Runner) Prefill(slot int, ids []int32) ([]float32, error) {
 	if err := r.checkIDs(ids); err != nil {
 		return nil, fmt.Errorf("prefill: %w", err)
 	}
+	if err := r.checkAdapter(adapter); err != nil {
+		return nil, fmt.Errorf("prefill: %w", err)
+	}
+	return r.run(slot, ids, adapter != 0, int32(adapter))
+}
+
+// run prefills, through the adapter graph when lora is set.
+func (r *Runner) run(slot int, ids []int32, lora bool, adapter int32) ([]float32, error) {
 	b, err := r.bucket(len(ids))
 	if err != nil {
 		return nil, err
@@ -280,7 +343,12 @@ func (r *Runner) Prefill(slot int, ids []int32) ([]float32, error) {
 	copy(tokens, ids)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out, err := execute(r.prefill, [][]int32{tokens}, int32(slot), int32(len(ids)))
+	var out *tensors.Tensor
+	if lora {
+		out, err = execute(r.prefillLoRA, [][]int32{tokens}, int32(slot), int32(len(ids)), adapter)
+	} else {
+		out, err = execute(r.prefill, [][]int32{tokens}, int32(slot), int32(len(ids)))
+	}
 	if err != nil {
 		r.resetCache()
 		return nil, fmt.Errorf("prefill %d tokens (bucket %d): %w", len(ids), b, err)
@@ -288,16 +356,39 @@ func (r *Runner) Prefill(slot int, ids []int32) ([]float32, error) {
 	return flat(out)
 }
 
-// Decode feeds tokens[s] at positions[s] to every slot s where active[s]
-// (the slices have one entry per slot) and returns each slot's next-token
-// logits; rows of inactive slots are meaningless and their caches untouched.
-func (r *Runner) Decode(tokens, positions []int32, active []bool) ([][]float32, error) {
+// Decode feeds tokens[s] at positions[s] to every slot s where active[s],
+// through the LoRA adapter at index adapters[s] (0: the base model; nil:
+// the base model for every slot); the slices have one entry per slot. It
+// returns each slot's next-token logits; rows of inactive slots are
+// meaningless and their caches untouched.
+func (r *Runner) Decode(tokens, positions []int32, active []bool, adapters []int32) ([][]float32, error) {
 	if len(tokens) != r.slots || len(positions) != r.slots || len(active) != r.slots {
 		return nil, fmt.Errorf("decode: want %d tokens, positions and active flags (one per slot), got %d, %d and %d", r.slots, len(tokens), len(positions), len(active))
+	}
+	if adapters == nil {
+		adapters = make([]int32, r.slots)
+	}
+	if len(adapters) != r.slots {
+		return nil, fmt.Errorf("decode: want %d adapter indices (one per slot), got %d", r.slots, len(adapters))
 	}
 	if err := r.checkIDs(tokens); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
+	lora := false
+	for s, a := range adapters {
+		if !active[s] {
+			continue
+		}
+		if err := r.checkAdapter(int(a)); err != nil {
+			return nil, fmt.Errorf("decode: slot %d: %w", s, err)
+		}
+		lora = lora || a != 0
+	}
+	return r.step(tokens, positions, active, adapters, lora)
+}
+
+// step runs one decode step, through the adapter graph when lora is set.
+func (r *Runner) step(tokens, positions []int32, active []bool, adapters []int32, lora bool) ([][]float32, error) {
 	last := int32(0)
 	for s, p := range positions {
 		if active[s] && (p < 0 || int(p) >= r.maxCtx) {
@@ -317,7 +408,18 @@ func (r *Runner) Decode(tokens, positions []int32, active []bool) ([][]float32, 
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out, err := execute(r.decode, col, slices.Clone(positions), slices.Clone(active), make([]int32, attend))
+	var out *tensors.Tensor
+	if lora {
+		idx := make([]int32, r.slots)
+		for s, a := range adapters {
+			if active[s] {
+				idx[s] = a
+			}
+		}
+		out, err = execute(r.decodeLoRA, col, slices.Clone(positions), slices.Clone(active), make([]int32, attend), idx)
+	} else {
+		out, err = execute(r.decode, col, slices.Clone(positions), slices.Clone(active), make([]int32, attend))
+	}
 	if err != nil {
 		r.resetCache()
 		return nil, fmt.Errorf("decode step: %w", err)
@@ -335,12 +437,16 @@ func (r *Runner) Decode(tokens, positions []int32, active []bool) ([][]float32, 
 }
 
 // Logits runs the full-sequence forward pass (no cache) over ids and
-// returns float32 logits [len(ids)][vocab]: row i scores the token after ids[i].
-func (r *Runner) Logits(ids []int32) ([][]float32, error) {
+// returns float32 logits [len(ids)][vocab]: row i scores the token after
+// ids[i]. adapter is a LoRA adapter's index (0: the base model).
+func (r *Runner) Logits(ids []int32, adapter int) ([][]float32, error) {
 	if len(ids) == 0 {
 		return nil, fmt.Errorf("logits: no token ids")
 	}
 	if err := r.checkIDs(ids); err != nil {
+		return nil, fmt.Errorf("logits: %w", err)
+	}
+	if err := r.checkAdapter(adapter); err != nil {
 		return nil, fmt.Errorf("logits: %w", err)
 	}
 	b, err := r.bucket(len(ids))
@@ -351,7 +457,12 @@ func (r *Runner) Logits(ids []int32) ([][]float32, error) {
 	copy(tokens, ids)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out, err := execute(r.forward, [][]int32{tokens})
+	var out *tensors.Tensor
+	if adapter != 0 {
+		out, err = execute(r.forwardLoRA, [][]int32{tokens}, int32(adapter))
+	} else {
+		out, err = execute(r.forward, [][]int32{tokens})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("logits of %d tokens (bucket %d): %w", len(ids), b, err)
 	}

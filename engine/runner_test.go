@@ -113,7 +113,7 @@ func TestRunnerGreedyMatchesReference(t *testing.T) {
 				}
 			}
 			const slot = 1
-			row, err := r.Prefill(slot, f.InputIDs)
+			row, err := r.Prefill(slot, f.InputIDs, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -126,7 +126,7 @@ func TestRunnerGreedyMatchesReference(t *testing.T) {
 					t.Fatalf("step %d: greedy id %d, reference %d", step, got, want)
 				}
 				tokens[slot], positions[slot] = want, int32(len(f.InputIDs)+step)
-				rows, err := r.Decode(tokens, positions, active)
+				rows, err := r.Decode(tokens, positions, active, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -144,7 +144,7 @@ func TestRunnerGreedyMatchesReference(t *testing.T) {
 func TestRunnerLogitsMatchReference(t *testing.T) {
 	f := loadFixture(t, "qwen2")
 	r := newTestRunner(t, "qwen2", RunnerOptions{Slots: 1, MaxContext: 32})
-	rows, err := r.Logits(f.InputIDs)
+	rows, err := r.Logits(f.InputIDs, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,24 +160,24 @@ func TestRunnerLogitsMatchReference(t *testing.T) {
 
 func TestRunnerRejectsBadInput(t *testing.T) {
 	r := newTestRunner(t, "llama", RunnerOptions{Slots: 2, MaxContext: 16})
-	if _, err := r.Prefill(0, make([]int32, 17)); err == nil {
+	if _, err := r.Prefill(0, make([]int32, 17), 0); err == nil {
 		t.Fatal("17-token prompt in a 16-token context: no error")
 	} else {
 		t.Log(err)
 	}
-	if _, err := r.Prefill(0, []int32{1, 300}); err == nil {
+	if _, err := r.Prefill(0, []int32{1, 300}, 0); err == nil {
 		t.Fatal("token 300 in a vocabulary of 300: no error")
 	}
-	if _, err := r.Prefill(2, []int32{1}); err == nil {
+	if _, err := r.Prefill(2, []int32{1}, 0); err == nil {
 		t.Fatal("slot 2 of 2: no error")
 	}
-	if _, err := r.Prefill(0, nil); err == nil {
+	if _, err := r.Prefill(0, nil, 0); err == nil {
 		t.Fatal("empty prompt: no error")
 	}
-	if _, err := r.Decode([]int32{1}, []int32{0}, []bool{true}); err == nil {
+	if _, err := r.Decode([]int32{1}, []int32{0}, []bool{true}, nil); err == nil {
 		t.Fatal("decode with 1 of 2 slots: no error")
 	}
-	if _, err := r.Decode([]int32{1, 1}, []int32{16, 0}, []bool{true, false}); err == nil {
+	if _, err := r.Decode([]int32{1, 1}, []int32{16, 0}, []bool{true, false}, nil); err == nil {
 		t.Fatal("decode at position 16 of 16: no error")
 	}
 }

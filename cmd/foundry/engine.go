@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/foundryhq/foundry/engine"
 	"github.com/foundryhq/foundry/engine/npy"
 	"github.com/foundryhq/foundry/model"
+	"github.com/foundryhq/foundry/train/lora"
 	"github.com/spf13/cobra"
 )
 
@@ -60,12 +62,10 @@ func newEngineLogitsCmd() *cobra.Command {
 		Short: "Write the model's float32 logits [len(ids), vocab] for token ids to a .npy file",
 		Long: "Runs the full-sequence forward pass of the model in MODEL_DIR (config.json and safetensors;\n" +
 			"no tokenizer needed) over the given token ids and writes the next-token logits at every\n" +
-			"position as a float32 NumPy array, for comparison with other implementations.",
+			"position as a float32 NumPy array, for comparison with other implementations.\n" +
+			"With --adapter, a PEFT LoRA adapter is applied on top of the model.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if adapter != "" {
-				return errors.New("--adapter: not supported yet: arrives with LoRA training")
-			}
 			if out == "" {
 				return errors.New("--out FILE.npy is required")
 			}
@@ -84,11 +84,25 @@ func newEngineLogitsCmd() *cobra.Command {
 			}
 			defer b.Finalize()
 			// One slot whose context is the sequence: no cache beyond what it needs.
-			r, err := engine.NewRunner(cmd.Context(), b, m, engine.RunnerOptions{Slots: 1, MaxContext: max(len(tokens), 2)})
+			opts := engine.RunnerOptions{Slots: 1, MaxContext: max(len(tokens), 2), MaxAdapters: -1}
+			var a *lora.Adapter
+			if adapter != "" {
+				if a, err = lora.LoadAdapter(adapter, m.Config); err != nil {
+					return err
+				}
+				opts.MaxAdapters, opts.MaxRank = 1, a.LoRA.Rank
+			}
+			r, err := engine.NewRunner(cmd.Context(), b, m, opts)
 			if err != nil {
 				return err
 			}
-			rows, err := r.Logits(tokens)
+			index := 0
+			if a != nil {
+				if index, err = r.LoadAdapter(filepath.Base(filepath.Clean(adapter)), a); err != nil {
+					return err
+				}
+			}
+			rows, err := r.Logits(tokens, index)
 			if err != nil {
 				return fmt.Errorf("logits of %s: %w", args[0], err)
 			}
@@ -107,7 +121,7 @@ func newEngineLogitsCmd() *cobra.Command {
 	cmd.Flags().StringVar(&ids, "ids", "", "comma-separated token ids, e.g. 1,2,3 (required)")
 	cmd.Flags().StringVar(&out, "out", "", "the .npy file to write (required)")
 	cmd.Flags().StringVar(&backend, "backend", "", `backend: "go", "xla:cuda" or "xla:cpu" (default: automatic)`)
-	cmd.Flags().StringVar(&adapter, "adapter", "", "a LoRA adapter directory (not supported yet)")
+	cmd.Flags().StringVar(&adapter, "adapter", "", "a PEFT LoRA adapter directory to apply over the model (served unmerged, as foundry serve does)")
 	return cmd
 }
 

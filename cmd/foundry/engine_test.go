@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +13,9 @@ import (
 	"testing"
 
 	"github.com/foundryhq/foundry/engine/npy"
+	"github.com/foundryhq/foundry/model"
+	"github.com/foundryhq/foundry/safetensors"
+	"github.com/foundryhq/foundry/train/lora"
 )
 
 // TestEngineLogits runs `foundry engine logits` on each fixture model and
@@ -98,4 +102,102 @@ func runEngineCmd(t *testing.T, args ...string) (string, error) {
 	cmd.SetArgs(args)
 	err := cmd.ExecuteContext(context.Background())
 	return stdout.String(), err
+}
+
+// TestEngineLogitsAdapter checks `foundry engine logits --adapter` against
+// the logits of the merged model (on a float32 copy of a fixture, so the
+// merge does not round to bfloat16).
+func TestEngineLogitsAdapter(t *testing.T) {
+	base := float32ModelDir(t, "llama")
+	dir := t.TempDir()
+	adapter, merged := filepath.Join(dir, "adapter"), filepath.Join(dir, "merged")
+	writeRandomAdapter(t, base, adapter, 4, 8)
+	if err := lora.Merge(base, adapter, merged); err != nil {
+		t.Fatal(err)
+	}
+	ids := "1,17,42,256,3,99"
+	logits := func(args ...string) []float32 {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "l.npy")
+		if _, err := runEngineCmd(t, append([]string{"logits", "--ids", ids, "--out", out, "--backend", "go"}, args...)...); err != nil {
+			t.Fatal(err)
+		}
+		_, data, err := npy.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	got, want, plain := logits(base, "--adapter", adapter), logits(merged), logits(base)
+	var worst, moved float64
+	for i := range got {
+		worst = math.Max(worst, math.Abs(float64(got[i]-want[i])))
+		moved = math.Max(moved, math.Abs(float64(got[i]-plain[i])))
+	}
+	if worst > 1e-4 || moved < 1e-2 {
+		t.Fatalf("max |logit - merged| = %.3g (want ≤ 1e-4); the adapter moves the logits by %.3g (want ≥ 1e-2)", worst, moved)
+	}
+	other := filepath.Join(dir, "other")
+	writeRandomAdapter(t, filepath.Join("..", "..", "model", "testdata", "qwen3"), other, 2, 4)
+	if _, err := runEngineCmd(t, "logits", base, "--ids", ids, "--out", filepath.Join(dir, "x.npy"), "--backend", "go", "--adapter", other); err == nil || !strings.Contains(err.Error(), "another base") {
+		t.Fatalf("an adapter for another base: %v", err)
+	}
+}
+
+// float32ModelDir copies fixture arch with float32 weights.
+func float32ModelDir(t *testing.T, arch string) string {
+	t.Helper()
+	from, dir := filepath.Join("..", "..", "model", "testdata", arch), t.TempDir()
+	set, err := safetensors.OpenDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	var ts []safetensors.Tensor
+	for _, name := range set.Names() {
+		vals, shape, err := set.Float32(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tt, err := safetensors.Float32Tensor(name, safetensors.F32, shape, vals)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts = append(ts, tt)
+	}
+	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), ts, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := lora.CopyModelFiles(from, dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// writeRandomAdapter saves a PEFT adapter for the model in baseDir with
+// nonzero A and B on every projection (seeded by rank).
+func writeRandomAdapter(t *testing.T, baseDir, dir string, rank int, alpha float64) {
+	t.Helper()
+	cfg, err := model.LoadConfig(baseDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(uint64(rank), 7))
+	a := &lora.Adapter{LoRA: lora.LoRA{Rank: rank, Alpha: alpha}, BaseModel: baseDir, Modules: map[string]lora.LoRAWeights{}}
+	for l := range cfg.NumLayers {
+		for _, p := range a.LoRA.Projections() {
+			out, in := lora.ProjectionDims(cfg, p)
+			w := lora.LoRAWeights{A: make([]float32, rank*in), B: make([]float32, out*rank), In: in, Out: out}
+			for i := range w.A {
+				w.A[i] = float32(rng.NormFloat64() * 0.1)
+			}
+			for i := range w.B {
+				w.B[i] = float32(rng.NormFloat64() * 0.1)
+			}
+			a.Modules[lora.ModuleName(l, p)] = w
+		}
+	}
+	if err := a.Save(dir); err != nil {
+		t.Fatal(err)
+	}
 }
