@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"runtime/debug"
@@ -17,8 +18,11 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/foundryhq/foundry/config"
 	"github.com/foundryhq/foundry/dataset"
+	"github.com/foundryhq/foundry/dataset/judgestage"
 	"github.com/foundryhq/foundry/gateway"
+	"github.com/foundryhq/foundry/pricing"
 	"github.com/foundryhq/foundry/store"
 )
 
@@ -33,7 +37,20 @@ format, and manifest.json with the spec, the funnel, a token histogram and a sam
 
 A Hugging Face dataset repo, once downloaded, is files like any other: name them
 with --file (or file: in a spec). "foundry pull" fetches model repos today; use
-"huggingface-cli download --repo-type dataset ORG/NAME" for dataset repos.`,
+"huggingface-cli download --repo-type dataset ORG/NAME" for dataset repos.
+
+A spec may add a judge and best-of-n resampling (after validate, before dedupe):
+
+  judge: {model: gpt-4o-mini, rubric: "...", min_score: 7, concurrency: 8}
+  best_of_n: {model: gpt-4o, n: 4, temperature: 0.8, bar: 8, only_if_below: 7}
+
+Their calls go through the local gateway (FOUNDRY_ADDR, or addr in --config;
+base_url: in a section names another OpenAI-compatible endpoint, api_key_env:
+the variable holding its key) with the key in FOUNDRY_API_KEY (a virtual key
+from "foundry keys create"), else the admin key (FOUNDRY_ADMIN_KEY). Verdicts
+and teacher samples are cached in DATA_DIR/judge-cache.db (cache: in a section
+moves it), so a build that failed part-way resumes when run again without
+paying twice. See 'go doc github.com/foundryhq/foundry/dataset/judgestage'.`,
 	}
 	cmd.AddCommand(newDatasetBuildCmd(), newDatasetListCmd(), newDatasetShowCmd(), newDatasetExportCmd(), newDatasetDiffCmd())
 	return cmd
@@ -147,12 +164,19 @@ func newDatasetBuildCmd() *cobra.Command {
 			// and saves ~20% CPU (bench/dataset).
 			debug.SetGCPercent(400)
 			total := int64(-1)
+			var err error
 			if st != nil {
 				total, _ = dataset.CountSource(ctx, spec, st)
 			}
+			var plugins map[string]dataset.Plugin
+			if spec.Judge != nil || spec.BestOfN != nil {
+				if plugins, err = judgePlugins(cfgPath, dataDir, newLogger(cmd, false)); err != nil {
+					return err
+				}
+			}
 			progress, done := newProgress(cmd.ErrOrStderr(), total)
 			built, err := dataset.Build(ctx, spec, dataset.BuildOptions{Store: st, DataDir: dataDir, Progress: progress,
-				Logger: newLogger(cmd, false)})
+				Plugins: plugins, Logger: newLogger(cmd, false)})
 			done()
 			if err != nil {
 				return err
@@ -200,6 +224,17 @@ func newDatasetBuildCmd() *cobra.Command {
 		f.StringArrayVar(vals, fl.name, nil, fl.help)
 	}
 	return cmd
+}
+
+// judgePlugins builds the judge and best_of_n stages' plug-ins, calling the
+// gateway of the config (FOUNDRY_ADDR) with FOUNDRY_API_KEY, else the admin key.
+func judgePlugins(cfgPath, dataDir string, log *slog.Logger) (map[string]dataset.Plugin, error) {
+	cfg, err := config.Load(cfgPath, nil)
+	if err != nil {
+		return nil, err
+	}
+	return judgestage.Plugins(judgestage.Options{BaseURL: gatewayURL(cfg.Addr), APIKey: cmp.Or(os.Getenv("FOUNDRY_API_KEY"), cfg.AdminKey),
+		DataDir: dataDir, Prices: pricing.New(cfg.Prices), Logger: log}), nil
 }
 
 // newProgress returns a progress callback and a function to end it: a bar
