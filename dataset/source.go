@@ -26,6 +26,12 @@ type Selection struct {
 	MinScore    *float64          `yaml:"min_score" json:"min_score,omitempty"`
 }
 
+// CurationTags mark Foundry's own judge and teacher calls (their
+// X-Foundry-Tags). A store selection skips calls carrying one unless its
+// tags name it: a verdict is not a training answer, and the teacher samples
+// worth keeping are already in the dataset that asked for them.
+var CurationTags = []string{"judge", "teacher"}
+
 // Query is the store query for the selection: status ok, oldest first.
 func (s Selection) Query() store.Query {
 	return store.Query{Since: s.Since, Until: s.Until, Project: s.Project, Routes: s.Routes, Models: s.Models,
@@ -51,10 +57,18 @@ func (s Selection) scanQuery() (store.Query, func(r *store.RecordWithFeedback) s
 	if len(q.Providers) > 1 {
 		providers, q.Providers = q.Providers, nil
 	}
+	var own []string // curation tags the selection does not ask for
+	for _, t := range CurationTags {
+		if !slices.Contains(s.Tags, t) {
+			own = append(own, t)
+		}
+	}
 	return q, func(r *store.RecordWithFeedback) string {
 		switch {
 		case r.Status < 200 || r.Status > 299:
 			return "status not ok"
+		case slices.ContainsFunc(r.Tags, func(t string) bool { return slices.Contains(own, t) }):
+			return "a judge or teacher call"
 		case routes != nil && !slices.Contains(routes, r.Route):
 			return "other route"
 		case models != nil && !slices.Contains(models, r.Model):

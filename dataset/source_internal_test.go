@@ -20,10 +20,18 @@ func TestScanQueryKeepsTheStoreScanLinear(t *testing.T) {
 		{store.Record{Status: 500, Route: "a", Provider: "p"}, "status not ok"},
 		{store.Record{Status: 200, Route: "c", Provider: "p"}, "other route"},
 		{store.Record{Status: 204, Route: "b", Provider: "z"}, "other provider"},
+		{store.Record{Status: 200, Route: "a", Provider: "p", Tags: []string{"judge", "dataset"}}, "a judge or teacher call"},
+		{store.Record{Status: 200, Route: "a", Provider: "p", Tags: []string{"prod", "teacher"}}, "a judge or teacher call"},
 	} {
 		r := store.RecordWithFeedback{Record: c.r}
 		if got := residual(&r); got != c.want {
 			t.Errorf("%+v: %q, want %q", c.r, got, c.want)
 		}
+	}
+	// Asking for the tag selects them.
+	_, residual = Selection{Tags: []string{"judge"}}.scanQuery()
+	r := store.RecordWithFeedback{Record: store.Record{Status: 200, Tags: []string{"judge", "dataset"}}}
+	if got := residual(&r); got != "" {
+		t.Errorf("a selection of tags [judge] skips a judge call: %q", got)
 	}
 }
