@@ -5,6 +5,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"strings"
@@ -55,6 +56,20 @@ type EngineModel struct {
 	Path       string `yaml:"path"`        // a model directory, or a Hugging Face id ORG/NAME[@rev]
 	Slots      int    `yaml:"slots"`       // sequences decoded together; default 4
 	MaxContext int    `yaml:"max_context"` // prompt + completion tokens per sequence; default min(model's, 2048)
+	// Adapters are LoRA adapters served over this model, each under its own
+	// name, sharing its weights and its decode batches.
+	Adapters []EngineAdapter `yaml:"adapters"`
+	// MaxAdapters is how many adapters the model can hold at once; default
+	// 4 when it lists adapters, else 0 (no adapter memory).
+	MaxAdapters int `yaml:"max_adapters"`
+	// MaxLoRARank is the largest adapter rank it serves; default 64.
+	MaxLoRARank int `yaml:"max_lora_rank"`
+}
+
+// EngineAdapter is a LoRA adapter served under Name (also as "engine/<Name>").
+type EngineAdapter struct {
+	Name string `yaml:"name"` // the model name clients send
+	Path string `yaml:"path"` // a PEFT adapter directory (adapter_config.json, adapter_model.safetensors)
 }
 
 // Provider is one upstream.
@@ -264,6 +279,21 @@ func (c *Config) Validate() error {
 		names[m.Name] = true
 		if m.Slots < 0 || m.MaxContext < 0 {
 			return fmt.Errorf("engine model %q: slots and max_context must be positive", m.Name)
+		}
+		if m.MaxAdapters < 0 || m.MaxLoRARank < 0 {
+			return fmt.Errorf("engine model %q: max_adapters and max_lora_rank must be positive", m.Name)
+		}
+		if limit := cmp.Or(m.MaxAdapters, 4); len(m.Adapters) > limit {
+			return fmt.Errorf("engine model %q lists %d adapters but holds at most %d at once: raise its max_adapters", m.Name, len(m.Adapters), limit)
+		}
+		for j, a := range m.Adapters {
+			if a.Name == "" || a.Path == "" {
+				return fmt.Errorf("engine model %q: adapters[%d] needs a name (what clients send) and a path (a PEFT adapter directory)", m.Name, j)
+			}
+			if names[a.Name] {
+				return fmt.Errorf("engine model or adapter %q is defined twice", a.Name)
+			}
+			names[a.Name] = true
 		}
 	}
 	if seen["engine"] && len(c.Engine.Models) > 0 {

@@ -88,7 +88,36 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 	if len(c.Providers) != 3 || c.Aliases["support-bot"] != "openai/gpt-4o-mini" || c.Retention != 2160*time.Hour ||
 		c.Capture.FlushInterval != 100*time.Millisecond || len(c.Fallbacks["support-bot"]) != 2 ||
-		len(c.Engine.Models) != 1 || c.Engine.Models[0].Slots != 8 {
+		len(c.Engine.Models) != 1 || c.Engine.Models[0].Slots != 8 || len(c.Engine.Models[0].Adapters) != 1 {
 		t.Fatalf("%+v", c)
+	}
+}
+
+func TestValidateEngineAdapters(t *testing.T) {
+	model := func(name string, adapters ...string) EngineModel {
+		m := EngineModel{Name: name, Path: "/m"}
+		for _, a := range adapters {
+			m.Adapters = append(m.Adapters, EngineAdapter{Name: a, Path: "/a/" + a})
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name   string
+		models []EngineModel
+		want   string // "" for valid
+	}{
+		{"ok", []EngineModel{model("base", "a", "b"), model("other", "c")}, ""},
+		{"adapter named like a model", []EngineModel{model("base", "other"), model("other")}, `"other" is defined twice`},
+		{"adapter twice", []EngineModel{model("base", "a"), model("other", "a")}, `"a" is defined twice`},
+		{"no path", []EngineModel{{Name: "base", Path: "/m", Adapters: []EngineAdapter{{Name: "a"}}}}, "needs a name"},
+		{"too many", []EngineModel{model("base", "a", "b", "c", "d", "e")}, "raise its max_adapters"},
+		{"more allowed", []EngineModel{func() EngineModel { m := model("base", "a", "b", "c", "d", "e"); m.MaxAdapters = 5; return m }()}, ""},
+		{"negative rank", []EngineModel{func() EngineModel { m := model("base"); m.MaxLoRARank = -1; return m }()}, "max_lora_rank"},
+	} {
+		c := &Config{Engine: Engine{Models: tc.models}}
+		err := c.Validate()
+		if (tc.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
 	}
 }

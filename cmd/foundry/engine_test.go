@@ -108,7 +108,7 @@ func runEngineCmd(t *testing.T, args ...string) (string, error) {
 // the logits of the merged model (on a float32 copy of a fixture, so the
 // merge does not round to bfloat16).
 func TestEngineLogitsAdapter(t *testing.T) {
-	base := float32ModelDir(t, "llama")
+	base := float32ModelDir(t, filepath.Join("..", "..", "model", "testdata", "llama"))
 	dir := t.TempDir()
 	adapter, merged := filepath.Join(dir, "adapter"), filepath.Join(dir, "merged")
 	writeRandomAdapter(t, base, adapter, 4, 8)
@@ -144,10 +144,11 @@ func TestEngineLogitsAdapter(t *testing.T) {
 	}
 }
 
-// float32ModelDir copies fixture arch with float32 weights.
-func float32ModelDir(t *testing.T, arch string) string {
+// float32ModelDir copies the model in from with float32 weights (the
+// fixtures are bfloat16, which would round a merged model's weights).
+func float32ModelDir(t *testing.T, from string) string {
 	t.Helper()
-	from, dir := filepath.Join("..", "..", "model", "testdata", arch), t.TempDir()
+	dir := t.TempDir()
 	set, err := safetensors.OpenDir(from)
 	if err != nil {
 		t.Fatal(err)

@@ -27,7 +27,7 @@ import (
 func newServeCmd() *cobra.Command {
 	var cfgPath string
 	var verbose bool
-	var models []string
+	var models, adapters []string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the OpenAI-compatible gateway (captures every call into the store)",
@@ -49,6 +49,9 @@ The dashboard shows the datasets, training jobs and evals under FOUNDRY_DATA
 				return err
 			}
 			cfg.Engine.Models = append(cfg.Engine.Models, extra...)
+			if err := addAdapterFlags(cfg.Engine.Models, adapters); err != nil {
+				return err
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -66,6 +69,7 @@ The dashboard shows the datasets, training jobs and evals under FOUNDRY_DATA
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "YAML config file (providers, aliases, fallbacks, prices, limits, capture)")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
 	cmd.Flags().StringArrayVarP(&models, "model", "m", nil, "serve a local model on the built-in engine: NAME=PATH (a directory or ORG/NAME[@rev]); repeatable")
+	cmd.Flags().StringArrayVar(&adapters, "adapter", nil, "serve a LoRA adapter over an engine model: NAME=BASE:DIR (BASE an engine model's name, DIR a PEFT adapter directory); repeatable")
 	return cmd
 }
 

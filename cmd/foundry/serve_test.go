@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +26,7 @@ import (
 	"github.com/foundryhq/foundry/gateway"
 	"github.com/foundryhq/foundry/store"
 	"github.com/foundryhq/foundry/store/sqlite"
+	"github.com/foundryhq/foundry/train/lora"
 	"github.com/foundryhq/foundry/upstreamtest"
 )
 
@@ -344,5 +346,91 @@ func TestServeLocalModelOnEngine(t *testing.T) {
 	out := foundry(t, []string{"FOUNDRY_DB=" + db}, "logs", "--json", "--provider", "engine")
 	if n := strings.Count(strings.TrimSpace(out), "\n") + 1; n != 3 || !strings.Contains(out, `"model":"tiny"`) {
 		t.Fatalf("engine calls in logs (%d):\n%s", n, out)
+	}
+}
+
+// TestServeAdaptersOnEngine serves a base model and a LoRA adapter over it
+// (--adapter NAME=BASE:DIR) beside the merged model: the adapter answers as
+// the merged model does, and differently from the base, also while both
+// share a batch; an adapter for another base is refused at start.
+func TestServeAdaptersOnEngine(t *testing.T) {
+	base := float32ModelDir(t, byteLevelModelDir(t, "qwen2"))
+	tc := `{"eos_token": "<|sx|>", "chat_template": "{% for m in messages %}<|sxx|>{{ m.role }}\n{{ m.content }}<|sx|>\n{% endfor %}{% if add_generation_prompt %}<|sxx|>assistant\n{% endif %}"}`
+	if err := os.WriteFile(filepath.Join(base, "tokenizer_config.json"), []byte(tc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	adapter, merged := filepath.Join(dir, "adapter"), filepath.Join(dir, "merged")
+	writeRandomAdapter(t, base, adapter, 4, 8)
+	if err := lora.Merge(base, adapter, merged); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"FOUNDRY_DB=" + filepath.Join(t.TempDir(), "foundry.db"), "FOUNDRY_ADMIN_KEY=", "OPENAI_BASE_URL=", "OPENAI_API_KEY=",
+		"ANTHROPIC_API_KEY=", "ANTHROPIC_BASE_URL=", "GOMLX_BACKEND=go"}
+	p := startServe(t, env, "--model", "tiny="+base, "--model", "merged="+merged, "--adapter", "tuned=tiny:"+adapter)
+	defer func() {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		if err := <-p.exited; err != nil {
+			t.Errorf("exit: %v\n%s", err, p.stderr)
+		}
+	}()
+	// The greedy tokens and their logprobs.
+	answer := func(model string) []api.TokenLogprob {
+		code, body, hdr := p.chat(t, `{"model":"`+model+`","temperature":0,"max_tokens":8,"logprobs":true,"messages":[{"role":"user","content":"Hello"}]}`)
+		var resp api.ChatResponse
+		if code != 200 || hdr.Get("X-Foundry-Provider") != "engine" || json.Unmarshal([]byte(body), &resp) != nil ||
+			len(resp.Choices) != 1 || resp.Choices[0].Logprobs == nil || len(resp.Choices[0].Logprobs.Content) == 0 {
+			t.Fatalf("%s: %d %s", model, code, body)
+		}
+		return resp.Choices[0].Logprobs.Content
+	}
+	same := func(a, b []api.TokenLogprob) bool {
+		if len(a) != len(b) {
+			return false
+		}
+		for i := range a {
+			if a[i].Token != b[i].Token || math.Abs(a[i].Logprob-b[i].Logprob) > 1e-3 {
+				return false
+			}
+		}
+		return true
+	}
+	tiny, tuned, want := answer("tiny"), answer("engine/tuned"), answer("merged")
+	if !same(tuned, want) {
+		t.Fatalf("the adapter answers %+v, the merged model %+v", tuned, want)
+	}
+	if same(tiny, tuned) {
+		t.Fatalf("the adapter answers as the base does (%+v): it is not applied", tiny)
+	}
+	// Base and adapter requests at once, sharing decode steps.
+	var wg sync.WaitGroup
+	got := make([][]api.TokenLogprob, 4)
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i] = answer([]string{"tiny", "tuned"}[i%2])
+		}()
+	}
+	wg.Wait()
+	for i, g := range got {
+		if !same(g, [][]api.TokenLogprob{tiny, tuned}[i%2]) {
+			t.Errorf("concurrent request %d answered %+v", i, g)
+		}
+	}
+
+	// Refused at start: an adapter for another base, and one on no model.
+	other := filepath.Join(dir, "other")
+	writeRandomAdapter(t, filepath.Join("..", "..", "model", "testdata", "qwen3"), other, 2, 4)
+	for args, want := range map[string]string{
+		"tuned=tiny:" + other: "another base",
+		"tuned=nope:" + other: `no engine model "nope"`,
+	} {
+		cmd := exec.Command(os.Args[0], "serve", "--model", "tiny="+base, "--adapter", args)
+		cmd.Env = append(append(os.Environ(), "FOUNDRY_TEST_AS_MAIN=1", "FOUNDRY_ADDR="+freeAddr(t)), env...)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), want) {
+			t.Errorf("--adapter %s: %v, output %s; want an error saying %q", args, err, out, want)
+		}
 	}
 }

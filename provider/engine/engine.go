@@ -24,14 +24,18 @@ import (
 	"github.com/foundryhq/foundry/model"
 	"github.com/foundryhq/foundry/provider"
 	"github.com/foundryhq/foundry/tokenizer"
+	"github.com/foundryhq/foundry/train/lora"
 )
 
-// Model is one local model the provider serves.
+// Model is one local model the provider serves: a base model, or a LoRA
+// adapter over one (then it shares the base's Engine and Tokenizer).
 type Model struct {
 	// Name is the model name clients send.
 	Name      string
 	Engine    *core.Engine
 	Tokenizer *tokenizer.Tokenizer
+	// Adapter is the LoRA adapter's index in the Engine (0: the base model).
+	Adapter int
 	// Created is reported by /v1/models (Unix seconds).
 	Created int64
 }
@@ -103,6 +107,21 @@ func Load(ctx context.Context, b *core.Backend, name, dir string, opts LoadOptio
 	}
 	eng := core.New(r, core.Options{Detokenizer: Detokenizer(tok), EOS: StopIDs(m.Config, tok), Logger: opts.Logger})
 	return Model{Name: name, Engine: eng, Tokenizer: tok, Created: time.Now().Unix()}, nil
+}
+
+// LoadAdapter loads the PEFT LoRA adapter in dir into base's engine and
+// returns it as a model named name, sharing base's weights and batches.
+// The engine must have been loaded with room for it (RunnerOptions.MaxAdapters).
+func LoadAdapter(base Model, name, dir string) (Model, error) {
+	a, err := lora.LoadAdapter(dir, base.Engine.Runner().Config())
+	if err != nil {
+		return Model{}, fmt.Errorf("adapter %q over %q: %w", name, base.Name, err)
+	}
+	i, err := base.Engine.LoadAdapter(name, a)
+	if err != nil {
+		return Model{}, fmt.Errorf("adapter %q over %q: %w", name, base.Name, err)
+	}
+	return Model{Name: name, Engine: base.Engine, Tokenizer: base.Tokenizer, Adapter: i, Created: time.Now().Unix()}, nil
 }
 
 // Detokenizer adapts a tokenizer to the engine, skipping special tokens.
@@ -219,7 +238,8 @@ func (p *Provider) prepare(req *api.ChatRequest) (Model, core.Request, error) {
 		return Model{}, core.Request{}, p.badRequest(fmt.Sprintf("render the messages with %s's chat template: %v", req.Model, err))
 	}
 	// The template writes the special tokens itself (transformers' apply_chat_template).
-	g := core.Request{Prompt: int32s(m.Tokenizer.Encode(rendered, tokenizer.EncodeOptions{})), MaxTokens: req.MaxOutputTokens(), Stop: req.Stop}
+	g := core.Request{Prompt: int32s(m.Tokenizer.Encode(rendered, tokenizer.EncodeOptions{})), MaxTokens: req.MaxOutputTokens(), Stop: req.Stop,
+		Adapter: m.Adapter}
 	g.Sampling.Temperature = 1 // OpenAI's default
 	if req.Temperature != nil {
 		g.Sampling.Temperature = *req.Temperature
