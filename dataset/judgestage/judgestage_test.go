@@ -15,8 +15,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/foundryhq/foundry/api"
+	"github.com/foundryhq/foundry/capture"
 	"github.com/foundryhq/foundry/dataset"
 	"github.com/foundryhq/foundry/dataset/judgestage"
 	"github.com/foundryhq/foundry/gateway"
@@ -24,6 +26,8 @@ import (
 	"github.com/foundryhq/foundry/pricing"
 	"github.com/foundryhq/foundry/provider"
 	popenai "github.com/foundryhq/foundry/provider/openai"
+	"github.com/foundryhq/foundry/store"
+	"github.com/foundryhq/foundry/store/sqlite"
 	"github.com/foundryhq/foundry/upstreamtest"
 )
 
@@ -43,18 +47,41 @@ type fake struct {
 	failOn    int // fail this call (1-based) with a 500; 0: none
 	answered  map[string]int
 	teacherQ  func(prompt string, seed int64) int
+
+	st   store.Store // with newFakeStore: calls through the gateway are captured here
+	capt *capture.Capturer
 }
 
 var marker = regexp.MustCompile(`\[q=(\d+)\]`)
 
-func newFake(t *testing.T) *fake {
+func newFake(t *testing.T) *fake { return startFake(t, false) }
+
+// newFakeStore is newFake with the gateway capturing into a SQLite store.
+func newFakeStore(t *testing.T) *fake { return startFake(t, true) }
+
+func startFake(t *testing.T, withStore bool) *fake {
 	t.Helper()
+	ctx := context.Background()
 	f := &fake{t: t, up: upstreamtest.NewOpenAI(t), answered: map[string]int{}}
 	reg := provider.NewRegistry()
 	reg.Register(popenai.New(popenai.Options{BaseURL: f.up.URL, APIKey: "sk-upstream"}), provider.DefaultPrefixes["openai"]...)
 	// No gateway retries: the fake's count is then exactly the calls the stages made.
-	srv, err := gateway.New(context.Background(), gateway.Options{Registry: reg, MaxRetries: -1,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	opts := gateway.Options{Registry: reg, MaxRetries: -1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if withStore {
+		st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "foundry.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		capt := capture.New(st, capture.Options{Prices: pricing.New(nil), SpillFile: filepath.Join(t.TempDir(), "spill.jsonl"), FlushInterval: 5 * time.Millisecond})
+		if err := capt.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { capt.Close(context.Background()) })
+		opts.Store, opts.Plugins, opts.Flusher = st, []provider.Plugin{capt}, capt
+		f.st, f.capt = st, capt
+	}
+	srv, err := gateway.New(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +116,12 @@ func (f *fake) reply(req *api.ChatRequest) upstreamtest.Reply {
 		default:
 			f.t.Errorf("the judge got an answer without a marker: %s", answer)
 		}
+	} else if f.teacherQ == nil { // an app's call
+		prompt := req.Messages[len(req.Messages)-1].Content.String()
+		content = "An app's answer to " + prompt
+		if m := marker.FindStringSubmatch(prompt); m != nil {
+			content += " [q=" + m[1] + "]"
+		}
 	} else {
 		prompt := req.Messages[len(req.Messages)-1].Content.String()
 		content = fmt.Sprintf("Teacher answer about %q seed %d [q=%d]", prompt, *req.Seed, f.teacherQ(prompt, *req.Seed))
@@ -117,7 +150,7 @@ func build(t *testing.T, f *fake, dataDir, spec string) (*dataset.Built, error) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return dataset.Build(context.Background(), s, dataset.BuildOptions{DataDir: dataDir,
+	return dataset.Build(context.Background(), s, dataset.BuildOptions{DataDir: dataDir, Store: f.st,
 		Plugins: judgestage.Plugins(judgestage.Options{BaseURL: f.url, DataDir: dataDir})})
 }
 
@@ -389,4 +422,60 @@ skip: [dedupe]
 		t.Errorf("second run: %d cache hits and %d calls, want %d and %d", hits, calls, firstAnswered-repeats, 40-(firstAnswered-repeats))
 	}
 	t.Logf("first run: %d calls, %d answered; second: %d cache hits, %d calls, %d repeats", firstCalls, firstAnswered, hits, calls, repeats)
+}
+
+// TestFromGatewayTraffic fills the store through the gateway, judges the
+// captured calls through the same gateway, and builds again: the judge's
+// own calls, captured too, are not selected as training rows.
+func TestFromGatewayTraffic(t *testing.T) {
+	ctx := context.Background()
+	f := newFakeStore(t)
+	app := judge.NewHTTP(f.url, "")
+	app.Tags = "prod"
+	for i := range 12 {
+		q := fmt.Sprintf("Question %d about topic %d? [q=%d]", i, i*i, 1+i%10)
+		if _, err := app.Chat(ctx, &api.ChatRequest{Model: "gpt-4o-mini", Messages: []api.Message{{Role: "user", Content: api.TextContent(q)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.capt.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	spec := `name: traffic
+sources: [{store: {routes: [gpt-4o-mini]}}]
+judge: {model: gpt-4o-mini, min_score: 6}
+`
+	dataDir := t.TempDir()
+	b, err := build(t, f, dataDir, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logFunnel(t, b.Manifest.Funnel)
+	j := b.Manifest.Funnel.Stage("judge")
+	if j.In != 12 || j.Out != 5 || j.Counters[judgestage.CounterCalls] != 12 {
+		t.Fatalf("judge: %d in, %d out, %d calls; want 12, 5, 12", j.In, j.Out, j.Counters[judgestage.CounterCalls])
+	}
+	if err := f.capt.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := len(f.up.Requests())
+	// Another name, so the build stores its own manifest with this run's funnel.
+	b2, err := build(t, f, dataDir, strings.Replace(spec, "name: traffic", "name: traffic-again", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logFunnel(t, b2.Manifest.Funnel)
+	sel := b2.Manifest.Funnel.Stage("select")
+	if sel.In != 24 || sel.Out != 12 || sel.DroppedFor("not selected: a judge or teacher call") != 12 {
+		t.Errorf("select: %d in, %d out; want the 12 judge calls captured by the first build skipped", sel.In, sel.Out)
+	}
+	if j := b2.Manifest.Funnel.Stage("judge"); j.Counters[judgestage.CounterCacheHits] != 12 || j.Counters[judgestage.CounterCalls] != 0 {
+		t.Errorf("the rebuild's judge: %v, want 12 cache hits and no calls", j.Counters)
+	}
+	if n := len(f.up.Requests()) - before; n != 0 {
+		t.Errorf("the rebuild made %d upstream calls, want 0", n)
+	}
+	if b2.Manifest.Hash != b.Manifest.Hash {
+		t.Errorf("the rebuild has other rows (%s, was %s)", b2.Manifest.Short(), b.Manifest.Short())
+	}
 }
