@@ -285,8 +285,11 @@ func (r *Runner) Warmup(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		// The adapter graphs too, with index 0 (which adds zero).
-		for _, lora := range []bool{false, true}[:min(2, max(1, r.maxAdapters+1))] {
+		graphs := []bool{false} // the base graphs, and the adapter graphs (with index 0, which adds zero)
+		if r.maxAdapters > 0 {
+			graphs = append(graphs, true)
+		}
+		for _, lora := range graphs {
 			if _, err := r.run(0, make([]int32, min(b, r.maxCtx-1)), lora, 0); err != nil {
 				return fmt.Errorf("warm up prefill bucket %d: %w", b, err)
 			}

@@ -48,7 +48,9 @@ type Options struct {
 
 // Provider serves chat completions from local models. It is safe for concurrent use.
 type Provider struct {
-	name   string
+	name string
+
+	mu     sync.RWMutex
 	models map[string]Model
 }
 
@@ -124,6 +126,50 @@ func LoadAdapter(base Model, name, dir string) (Model, error) {
 	return Model{Name: name, Engine: base.Engine, Tokenizer: base.Tokenizer, Adapter: i, Created: time.Now().Unix()}, nil
 }
 
+// AddAdapter loads the PEFT LoRA adapter in dir over the served base model
+// named base and serves it as name, without a restart: it shares the base's
+// weights and decode batches.
+func (p *Provider) AddAdapter(base, name, dir string) error {
+	p.mu.RLock()
+	b, ok := p.models[base]
+	_, taken := p.models[name]
+	p.mu.RUnlock()
+	switch {
+	case !ok:
+		return fmt.Errorf("adapter %q: no engine model %q to put it on (serving %v)", name, base, p.names())
+	case b.Adapter != 0:
+		return fmt.Errorf("adapter %q: %q is itself an adapter; put it on a base model", name, base)
+	case taken || name == "":
+		return fmt.Errorf("adapter %q: the engine already serves a model of that name; pick another", name)
+	}
+	m, err := LoadAdapter(b, name, dir)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, taken := p.models[name]; taken { // added meanwhile
+		_ = m.Engine.UnloadAdapter(name)
+		return fmt.Errorf("adapter %q: the engine already serves a model of that name; pick another", name)
+	}
+	p.models[name] = m
+	return nil
+}
+
+// RemoveAdapter stops serving the adapter name and unloads it from its
+// base's engine; its requests in flight fail.
+func (p *Provider) RemoveAdapter(name string) error {
+	p.mu.Lock()
+	m, ok := p.models[name]
+	if !ok || m.Adapter == 0 {
+		p.mu.Unlock()
+		return fmt.Errorf("remove adapter %q: the engine serves no adapter of that name", name)
+	}
+	delete(p.models, name)
+	p.mu.Unlock()
+	return m.Engine.UnloadAdapter(name)
+}
+
 // Detokenizer adapts a tokenizer to the engine, skipping special tokens.
 func Detokenizer(tok *tokenizer.Tokenizer) core.Detokenizer {
 	return core.DecodeFunc(func(ids []int32) (string, error) {
@@ -150,6 +196,8 @@ func (p *Provider) Name() string { return p.name }
 
 // Models lists the served models.
 func (p *Provider) Models(context.Context) ([]api.Model, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
 	var out []api.Model
 	for _, m := range p.models {
 		out = append(out, api.Model{ID: m.Name, Object: "model", Created: m.Created, OwnedBy: "foundry"})
@@ -204,7 +252,9 @@ func (p *Provider) ChatStream(ctx context.Context, req *api.ChatRequest) (provid
 
 // prepare checks req, renders and encodes its messages, and maps its parameters.
 func (p *Provider) prepare(req *api.ChatRequest) (Model, core.Request, error) {
+	p.mu.RLock()
 	m, ok := p.models[req.Model]
+	p.mu.RUnlock()
 	if !ok {
 		return Model{}, core.Request{}, p.badRequest(fmt.Sprintf("model %q is not served by the engine (serving %v)", req.Model, p.names()))
 	}
@@ -282,6 +332,8 @@ func extraNumber[T int | float64](extra api.Extra, key string, into *T) error {
 }
 
 func (p *Provider) names() []string {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
 	var out []string
 	for n := range p.models {
 		out = append(out, n)

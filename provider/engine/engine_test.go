@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	core "github.com/foundryhq/foundry/engine"
 	"github.com/foundryhq/foundry/provider"
 	"github.com/foundryhq/foundry/tokenizer"
+	"github.com/foundryhq/foundry/train/lora"
 )
 
 const chatTemplate = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}" +
@@ -269,5 +271,88 @@ func TestStreamCloseFreesSlot(t *testing.T) {
 	st.Close()
 	if _, err := p.Chat(context.Background(), chatRequest("next")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAddRemoveAdapter serves an adapter over the running base model, then
+// stops serving it, without a restart.
+func TestAddRemoveAdapter(t *testing.T) {
+	p, m := newTestProvider(t, 2)
+	cfg := m.Engine.Runner().Config()
+	rng := rand.New(rand.NewPCG(1, 2))
+	a := &lora.Adapter{LoRA: lora.LoRA{Rank: 4, Alpha: 8}, BaseModel: "tiny-qwen2", Modules: map[string]lora.LoRAWeights{}}
+	for l := range cfg.NumLayers {
+		for _, proj := range a.LoRA.Projections() {
+			out, in := lora.ProjectionDims(cfg, proj)
+			w := lora.LoRAWeights{A: make([]float32, 4*in), B: make([]float32, out*4), In: in, Out: out}
+			for i := range w.A {
+				w.A[i] = float32(rng.NormFloat64() * 0.1)
+			}
+			for i := range w.B {
+				w.B[i] = float32(rng.NormFloat64() * 0.1)
+			}
+			a.Modules[lora.ModuleName(l, proj)] = w
+		}
+	}
+	dir := t.TempDir()
+	if err := a.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	chat := func(model string) (string, error) {
+		req := chatRequest("Hello there")
+		req.Model = model
+		resp, err := p.Chat(context.Background(), req)
+		if err != nil {
+			return "", err
+		}
+		return resp.Choices[0].Message.Content.String(), nil
+	}
+	base, err := chat("tiny-qwen2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AddAdapter("tiny-qwen2", "tuned", dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ base, name, want string }{
+		{"nope", "x", `no engine model "nope"`},
+		{"tuned", "x", "is itself an adapter"},
+		{"tiny-qwen2", "tuned", "already serves a model of that name"},
+		{"tiny-qwen2", "tiny-qwen2", "already serves a model of that name"},
+		{"tiny-qwen2", "x", "no adapter_config.json"},
+	} {
+		d := dir
+		if tc.want == "no adapter_config.json" {
+			d = t.TempDir()
+		}
+		if err := p.AddAdapter(tc.base, tc.name, d); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("AddAdapter(%s, %s): %v, want %q", tc.base, tc.name, err, tc.want)
+		}
+	}
+	models, _ := p.Models(context.Background())
+	if len(models) != 2 || models[1].ID != "tuned" {
+		t.Fatalf("models %+v", models)
+	}
+	tuned, err := chat("tuned")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tuned == base {
+		t.Fatalf("the adapter answers as the base does (%q)", base)
+	}
+	if again, err := chat("tiny-qwen2"); err != nil || again != base {
+		t.Fatalf("the base answers %q (%v) beside the adapter, %q before", again, err, base)
+	}
+	if err := p.RemoveAdapter("tuned"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chat("tuned"); err == nil || !strings.Contains(err.Error(), "not served") {
+		t.Fatalf("chat with a removed adapter: %v", err)
+	}
+	if err := p.RemoveAdapter("tiny-qwen2"); err == nil {
+		t.Fatal("removing the base model as an adapter: no error")
+	}
+	if _, ok := m.Engine.Runner().Adapter("tuned"); ok {
+		t.Fatal("the adapter is still loaded in the engine")
 	}
 }
