@@ -20,8 +20,8 @@
 // feedback score, then by the score the judge set in Example.Meta.JudgeScore. A plug-in
 // stage implements Stage: it reads examples from its input channel, and for
 // each one calls out.Keep (in input order) or out.Drop with a reason
-// ("judge score below 7", "judge answered garbage"), and out.Count for its
-// own counters ("judge calls", "judge cost micro-USD", "cache hits"). Rows
+// ("judge score < 7", "judge answered garbage"), and out.Count for its
+// own counters ("judge calls", "judge cost micro-USD", "judge cache hits"). Rows
 // in must equal rows kept plus rows dropped, which the pipeline checks. A
 // stage that calls a model per row can use RowStage with Workers set to its
 // concurrency limit and Batch 1: RowStage runs Decide on that many

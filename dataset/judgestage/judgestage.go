@@ -10,6 +10,10 @@
 // (DataDir/judge-cache.db by default), so a build that failed part-way (an
 // upstream error, an interrupt) resumes when run again without paying for
 // any finished call.
+//
+// Judge calls carry X-Foundry-Tags "judge,dataset" and teacher calls
+// "teacher,dataset"; the gateway captures them like any call, and a store
+// selection skips them (dataset.CurationTags) unless it asks for the tag.
 package judgestage
 
 import (
@@ -103,9 +107,9 @@ const (
 // ReasonBelow is the judge stage's drop reason for rows scored under min.
 func ReasonBelow(min int) string { return fmt.Sprintf("judge score < %d", min) }
 
-// Plugins returns the judge and best_of_n plug-ins for dataset.BuildOptions.
-// The best_of_n stage takes its judge model and rubric from the judge:
-// section of the same spec when it names none.
+// Plugins returns the judge and best_of_n plug-ins for one
+// dataset.Build. The best_of_n stage takes its judge model and rubric from
+// the judge: section of the same spec when it names none.
 func Plugins(o Options) map[string]dataset.Plugin {
 	if o.DataDir == "" {
 		o.DataDir = dataset.DefaultDataDir
@@ -164,7 +168,7 @@ func decode(config any, c any) error {
 		return fmt.Errorf("encode section: %w", err)
 	}
 	if err := yaml.UnmarshalWithOptions(b, c, yaml.Strict()); err != nil {
-		return errors.New(yaml.FormatError(err, false, false))
+		return errors.New(yaml.FormatError(err, false, true))
 	}
 	return nil
 }

@@ -130,10 +130,14 @@ func newBestOfNStage(o Options, c BestOfNConfig) (*bestOfNStage, error) {
 	if c.Concurrency == 0 {
 		c.Concurrency = 4
 	}
-	// judge.NewBestOfN checks n, temperature and bar; try it now so a bad
-	// section fails before the build reads any row.
-	if _, err := judge.NewBestOfN(&judge.Judge{}, c.options(nil)); err != nil {
-		return nil, err
+	if c.N < 0 || c.N > 128 {
+		return nil, fmt.Errorf("n %d: sample 1 to 128 answers per prompt (default 4)", c.N)
+	}
+	if c.Bar < 0 || c.Bar > 10 {
+		return nil, fmt.Errorf("bar %d: the judge scores 1-10 (default 7)", c.Bar)
+	}
+	if c.Temperature < 0 || c.Temperature > 2 {
+		return nil, fmt.Errorf("temperature %v: want 0 to 2 (0 means 1)", c.Temperature)
 	}
 	e, err := o.endpoint(c.BaseURL, c.APIKeyEnv, c.Cache)
 	if err != nil {
@@ -143,9 +147,6 @@ func newBestOfNStage(o Options, c BestOfNConfig) (*bestOfNStage, error) {
 }
 
 func (c BestOfNConfig) options(teacher judge.Chatter) judge.BestOfNOptions {
-	if teacher == nil {
-		teacher = &meter{}
-	}
 	return judge.BestOfNOptions{Teacher: teacher, Model: c.Model, N: c.N, Temperature: c.Temperature, Bar: c.Bar, Rubric: c.Rubric,
 		OneRequestPerSample: c.OneRequestPerSample, Concurrency: c.Concurrency, MaxTokens: c.MaxTokens, Seed: c.Seed}
 }
@@ -231,9 +232,6 @@ type meter struct {
 }
 
 func (m *meter) Chat(ctx context.Context, req *api.ChatRequest) (*api.ChatResponse, error) {
-	if m.next == nil {
-		return nil, errors.New("judgestage: no teacher endpoint")
-	}
 	resp, err := m.next.Chat(ctx, req)
 	if err != nil {
 		return resp, err
