@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"fmt"
 
 	"github.com/foundryhq/foundry/model/nn"
@@ -33,19 +34,12 @@ type loadedAdapter struct {
 }
 
 func (r *Runner) initAdapters(opts RunnerOptions, dtype dtypes.DType) error {
-	r.maxAdapters, r.maxRank = opts.MaxAdapters, opts.MaxRank
+	r.maxAdapters, r.maxRank = opts.MaxAdapters, cmp.Or(opts.MaxRank, 64)
+	if r.maxAdapters < 0 || r.maxRank < 0 {
+		return fmt.Errorf("max adapters and max LoRA rank must be positive, got %d and %d", opts.MaxAdapters, opts.MaxRank)
+	}
 	if r.maxAdapters == 0 {
-		r.maxAdapters = 4
-	}
-	if r.maxRank == 0 {
-		r.maxRank = 64
-	}
-	if r.maxAdapters < 0 {
-		r.maxAdapters = 0
 		return nil
-	}
-	if r.maxRank < 0 {
-		return fmt.Errorf("max LoRA rank must be positive, got %d", opts.MaxRank)
 	}
 	r.adapters = make([]loadedAdapter, r.maxAdapters+1)
 	for l := range r.cfg.NumLayers {
@@ -120,7 +114,7 @@ func (r *Runner) LoadAdapter(name string, a *lora.Adapter) (int, error) {
 	case name == "":
 		return fail("an adapter needs a name")
 	case r.maxAdapters == 0:
-		return fail("this engine serves no adapters (its max adapters is 0): raise it to load one")
+		return fail("this engine was started without room for adapters (max adapters 0): start it with max adapters above 0")
 	case a == nil || len(a.Modules) == 0:
 		return fail("the adapter has no LoRA matrices")
 	case a.LoRA.Rank > r.maxRank:

@@ -92,7 +92,7 @@ func mergedRunner(t *testing.T, base string, a *lora.Adapter, opts RunnerOptions
 	if err := lora.Merge(base, filepath.Join(dir, "adapter"), filepath.Join(dir, "merged")); err != nil {
 		t.Fatal(err)
 	}
-	opts.MaxAdapters = -1
+	opts.MaxAdapters = 0
 	return runnerAt(t, filepath.Join(dir, "merged"), opts)
 }
 
@@ -111,7 +111,7 @@ func TestAdaptersMatchMergedModels(t *testing.T) {
 		randomAdapter(cfg, 8, 16, nil, 1),
 		randomAdapter(cfg, 4, 4, []nn.Projection{nn.Q, nn.V, nn.Down}, 2),
 	}
-	runners := []*Runner{runnerAt(t, base, RunnerOptions{Slots: 3, MaxContext: 64, MaxAdapters: -1})}
+	runners := []*Runner{runnerAt(t, base, RunnerOptions{Slots: 3, MaxContext: 64})}
 	for i, a := range adapters {
 		idx, err := r.LoadAdapter([]string{"one", "two"}[i], a)
 		if err != nil {
@@ -297,8 +297,8 @@ func TestAdapterLoadUnload(t *testing.T) {
 	}
 
 	// No adapters at all.
-	plain := newTestRunner(t, "llama", RunnerOptions{Slots: 1, MaxContext: 16, MaxAdapters: -1})
-	if _, err := plain.LoadAdapter("a", a); err == nil || !strings.Contains(err.Error(), "serves no adapters") {
+	plain := newTestRunner(t, "llama", RunnerOptions{Slots: 1, MaxContext: 16})
+	if _, err := plain.LoadAdapter("a", a); err == nil || !strings.Contains(err.Error(), "without room for adapters") {
 		t.Errorf("load into a runner without adapters: %v", err)
 	}
 }

@@ -15,7 +15,8 @@ import (
 )
 
 // RunnerOptions size a Runner. The zero value gives 4 slots, a context of
-// min(max_position_embeddings, 2048) tokens and power-of-two prefill buckets.
+// min(max_position_embeddings, 2048) tokens, power-of-two prefill buckets
+// and no LoRA adapters.
 type RunnerOptions struct {
 	// Slots is the number of sequences decoded together (the decode batch).
 	Slots int
@@ -26,8 +27,8 @@ type RunnerOptions struct {
 	// MaxContext (MaxContext itself is always the last bucket).
 	Buckets []int
 	// MaxAdapters is how many LoRA adapters can be loaded at once (see
-	// LoadAdapter); default 4, negative for none (base model only, no
-	// adapter memory).
+	// LoadAdapter). The default, 0, serves the base model only, with no
+	// adapter memory: the stacks cost MaxAdapters+1 adapters of MaxRank.
 	MaxAdapters int
 	// MaxRank is the largest LoRA rank an adapter may have; default 64.
 	// Smaller ranks are padded to it with zeros, so graphs keep one shape.

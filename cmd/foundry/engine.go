@@ -84,7 +84,7 @@ func newEngineLogitsCmd() *cobra.Command {
 			}
 			defer b.Finalize()
 			// One slot whose context is the sequence: no cache beyond what it needs.
-			opts := engine.RunnerOptions{Slots: 1, MaxContext: max(len(tokens), 2), MaxAdapters: -1}
+			opts := engine.RunnerOptions{Slots: 1, MaxContext: max(len(tokens), 2)}
 			var a *lora.Adapter
 			if adapter != "" {
 				if a, err = lora.LoadAdapter(adapter, m.Config); err != nil {

@@ -45,8 +45,8 @@ func loadEngine(ctx context.Context, cfg config.Engine, reg *provider.Registry, 
 			slots = 4
 		}
 		maxAdapters := mc.MaxAdapters
-		if maxAdapters == 0 && len(mc.Adapters) == 0 {
-			maxAdapters = -1 // no adapter memory, and the base graphs only
+		if maxAdapters == 0 && len(mc.Adapters) > 0 {
+			maxAdapters = 4
 		}
 		m, err := providerengine.Load(ctx, b, mc.Name, dir, providerengine.LoadOptions{
 			Runner: engine.RunnerOptions{Slots: slots, MaxContext: mc.MaxContext, MaxAdapters: maxAdapters, MaxRank: mc.MaxLoRARank},

@@ -95,7 +95,7 @@ func newTestProvider(t *testing.T, slots int) (*Provider, Model) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := Load(context.Background(), b, "tiny-qwen2", modelDir(t), LoadOptions{Runner: core.RunnerOptions{Slots: slots, MaxContext: 128}, Logger: quiet, Warmup: slots == 2})
+	m, err := Load(context.Background(), b, "tiny-qwen2", modelDir(t), LoadOptions{Runner: core.RunnerOptions{Slots: slots, MaxContext: 128, MaxAdapters: 2}, Logger: quiet, Warmup: slots == 2})
 	if err != nil {
 		t.Fatal(err)
 	}
