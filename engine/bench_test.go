@@ -82,6 +82,55 @@ func BenchmarkDecode(b *testing.B) {
 	}
 }
 
+// BenchmarkDecodeAdapters is BenchmarkDecode with 8 slots through the
+// adapter graph: every slot on the base (index 0), and slots alternating
+// between the base and two rank-16 adapters (the mixed batch).
+func BenchmarkDecodeAdapters(b *testing.B) {
+	const slots = 8
+	for _, mix := range []string{"base", "mixed"} {
+		b.Run("qwen2/batch=8/adapters="+mix, func(b *testing.B) {
+			be, err := NewBackend(context.Background(), BackendOptions{Config: benchBackend, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				b.Fatal(err)
+			}
+			m, err := model.Load(filepath.Join("..", "model", "testdata", "qwen2"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer m.Close()
+			r, err := NewRunner(context.Background(), be, m, RunnerOptions{Slots: slots, MaxContext: 2048, MaxAdapters: 2, MaxRank: 16})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range 2 {
+				if _, err := r.LoadAdapter(fmt.Sprint(i), randomAdapter(m.Config, 16, 16, nil, uint64(i))); err != nil {
+					b.Fatal(err)
+				}
+			}
+			tokens, positions, active, adapters := make([]int32, slots), make([]int32, slots), make([]bool, slots), make([]int32, slots)
+			for s := range slots {
+				active[s] = true
+				positions[s] = 100
+			}
+			if mix == "mixed" {
+				for s := range slots {
+					adapters[s] = int32(s % 3)
+				}
+			}
+			if _, err := r.step(tokens, positions, active, adapters, true); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := r.step(tokens, positions, active, adapters, true); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(slots*b.N)/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
+}
+
 // BenchmarkGenerate measures the whole engine (scheduler, sampling) with
 // `batch` concurrent greedy requests of 64 new tokens each.
 func BenchmarkGenerate(b *testing.B) {
