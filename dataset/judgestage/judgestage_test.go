@@ -45,6 +45,8 @@ type fake struct {
 	teachCost float64
 	calls     int // chat calls answered or failed
 	failOn    int // fail this call (1-based) with a 500; 0: none
+	// failFirst, when set, fails the first call it matches with a 500.
+	failFirst func(req *api.ChatRequest) bool
 	answered  map[string]int
 	teacherQ  func(prompt string, seed int64) int
 
@@ -96,6 +98,11 @@ func (f *fake) reply(req *api.ChatRequest) upstreamtest.Reply {
 	body, _ := json.Marshal(req)
 	f.mu.Lock()
 	f.calls++
+	if f.failFirst != nil && f.failFirst(req) {
+		f.failFirst = nil
+		f.mu.Unlock()
+		return upstreamtest.Reply{Fault: upstreamtest.Fault{Status: 500, Message: "planted failure"}}
+	}
 	if f.calls == f.failOn {
 		f.mu.Unlock()
 		return upstreamtest.Reply{Fault: upstreamtest.Fault{Status: 500, Message: "planted failure"}}
@@ -477,5 +484,49 @@ judge: {model: gpt-4o-mini, min_score: 6}
 	}
 	if b2.Manifest.Hash != b.Manifest.Hash {
 		t.Errorf("the rebuild has other rows (%s, was %s)", b2.Manifest.Short(), b.Manifest.Short())
+	}
+}
+
+// TestResumeBestOfN plants a teacher failure part-way through best-of-n;
+// the same build again finishes, asking only for what the first run lacked.
+func TestResumeBestOfN(t *testing.T) {
+	f := newFake(t)
+	f.teacherQ = func(string, int64) int { return 9 }
+	isTeacher := func(req *api.ChatRequest) bool { return req.Messages[0].Content.String() != judge.PointwiseV1 }
+	f.failFirst = func(req *api.ChatRequest) bool {
+		return isTeacher(req) && strings.Contains(req.Messages[len(req.Messages)-1].Content.String(), "HTTP caching")
+	}
+	dir := t.TempDir()
+	spec := `name: resampled
+sources: [{file: testdata/rows.jsonl}]
+best_of_n: {model: gpt-4o, judge_model: gpt-4o-mini, n: 3, bar: 8, concurrency: 1}
+skip: [dedupe]
+`
+	if _, err := build(t, f, dir, spec); err == nil || !strings.Contains(err.Error(), "run the build again to resume") {
+		t.Fatalf("the planted failure: err = %v, want a failed build that says how to resume", err)
+	}
+	b, err := build(t, f, dir, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logFunnel(t, b.Manifest.Funnel)
+	bn := b.Manifest.Funnel.Stage("best_of_n")
+	// HTTP caching is row 8 of 10: rows 1-7 were finished and cached; row 8
+	// and the two rows sharing the password prompt are sampled (one request
+	// with n=3: the three samples are one text, judged once) now, the
+	// second password row from the first one's cached samples and verdict.
+	if bn.Counters[judgestage.CounterReplaced] != 10 || bn.Counters[judgestage.CounterTeacherCalls] != 2 ||
+		bn.Counters[judgestage.CounterCalls] != 2 || bn.Counters[judgestage.CounterCacheHits] != 8 {
+		t.Errorf("the resumed run: %v; want 10 replaced, 2 teacher and 2 judge calls, 8 cache hits", bn.Counters)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for body, n := range f.answered {
+		if n != 1 {
+			t.Errorf("asked %d times: %s", n, body)
+		}
+	}
+	if len(f.answered) != 18 {
+		t.Errorf("%d calls answered in all, want 18 (a teacher and a judge call per distinct prompt)", len(f.answered))
 	}
 }
