@@ -146,11 +146,6 @@ func newBestOfNStage(o Options, c BestOfNConfig) (*bestOfNStage, error) {
 	return &bestOfNStage{o: o, c: c, e: e}, nil
 }
 
-func (c BestOfNConfig) options(teacher judge.Chatter) judge.BestOfNOptions {
-	return judge.BestOfNOptions{Teacher: teacher, Model: c.Model, N: c.N, Temperature: c.Temperature, Bar: c.Bar, Rubric: c.Rubric,
-		OneRequestPerSample: c.OneRequestPerSample, Concurrency: c.Concurrency, MaxTokens: c.MaxTokens, Seed: c.Seed}
-}
-
 func (s *bestOfNStage) Name() string { return "best_of_n" }
 
 func (s *bestOfNStage) Run(ctx context.Context, in <-chan *dataset.Example, out *dataset.Out) error {
@@ -165,7 +160,9 @@ func (s *bestOfNStage) Run(ctx context.Context, in <-chan *dataset.Example, out 
 		return err
 	}
 	teacher := &meter{next: s.o.chatter(s.e, "teacher,dataset"), prices: s.o.Prices}
-	b, err := judge.NewBestOfN(j, s.c.options(teacher))
+	c := s.c
+	b, err := judge.NewBestOfN(j, judge.BestOfNOptions{Teacher: teacher, Model: c.Model, N: c.N, Temperature: c.Temperature, Bar: c.Bar,
+		Rubric: c.Rubric, OneRequestPerSample: c.OneRequestPerSample, Concurrency: c.Concurrency, MaxTokens: c.MaxTokens, Seed: c.Seed})
 	if err != nil {
 		return err
 	}
