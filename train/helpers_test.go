@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/foundryhq/foundry/tokenizer/tokenizertest"
+
 	"github.com/foundryhq/foundry/engine"
 	"github.com/foundryhq/foundry/model"
 	"github.com/foundryhq/foundry/safetensors"
@@ -45,51 +47,17 @@ func tinyModelDir(t testing.TB, seed uint64) (string, model.Config) {
 // merges) with <|im_start|>, <|im_end|> and <|endoftext|> and a ChatML template.
 func writeTokenizer(t testing.TB, dir string) {
 	t.Helper()
-	var printable []int
-	for b := '!'; b <= '~'; b++ {
-		printable = append(printable, int(b))
-	}
-	for b := 0xA1; b <= 0xAC; b++ {
-		printable = append(printable, b)
-	}
-	for b := 0xAE; b <= 0xFF; b++ {
-		printable = append(printable, b)
-	}
-	char := map[int]rune{}
-	for _, b := range printable {
-		char[b] = rune(b)
-	}
-	n := 0
-	for b := range 256 {
-		if _, ok := char[b]; !ok {
-			char[b] = rune(256 + n)
-			n++
-		}
-	}
-	vocab := map[string]int{}
-	for b := range 256 {
-		vocab[string(char[b])] = b
-	}
-	added := []map[string]any{
-		{"id": imStart, "content": "<|im_start|>", "special": true},
-		{"id": imEnd, "content": "<|im_end|>", "special": true},
-		{"id": eot, "content": "<|endoftext|>", "special": true},
-	}
-	tj := map[string]any{
-		"version": "1.0", "added_tokens": added, "normalizer": nil, "post_processor": nil,
-		"pre_tokenizer": map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
-		"decoder":       map[string]any{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
-		"model":         map[string]any{"type": "BPE", "vocab": vocab, "merges": []string{}},
-	}
 	tc := map[string]any{"chat_template": chatML, "eos_token": "<|im_end|>", "bos_token": nil, "pad_token": "<|endoftext|>"}
-	for name, v := range map[string]any{"tokenizer.json": tj, "tokenizer_config.json": tc} {
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"),
+		tokenizertest.ByteLevel(map[int]string{imStart: "<|im_start|>", imEnd: "<|im_end|>", eot: "<|endoftext|>"}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -3,11 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/foundryhq/foundry/tokenizer/tokenizertest"
 )
 
 // byteLevelModelDir copies a fixture model and gives it a byte-level BPE
@@ -25,50 +26,11 @@ func byteLevelModelDir(t *testing.T, arch string) string {
 			t.Fatal(err)
 		}
 	}
-	// GPT-2 bytes_to_unicode.
-	var printable []int
-	for b := '!'; b <= '~'; b++ {
-		printable = append(printable, int(b))
-	}
-	for b := 0xA1; b <= 0xAC; b++ {
-		printable = append(printable, b)
-	}
-	for b := 0xAE; b <= 0xFF; b++ {
-		printable = append(printable, b)
-	}
-	char := map[int]rune{}
-	for _, b := range printable {
-		char[b] = rune(b)
-	}
-	n := 0
-	for b := range 256 {
-		if _, ok := char[b]; !ok {
-			char[b] = rune(256 + n)
-			n++
-		}
-	}
-	vocab := map[string]int{}
-	for b := range 256 {
-		vocab[string(char[b])] = b
-	}
-	var added []map[string]any
+	special := map[int]string{}
 	for id := 256; id < 300; id++ {
-		added = append(added, map[string]any{"id": id, "content": "<|s" + strings.Repeat("x", id-255) + "|>", "special": true})
+		special[id] = "<|s" + strings.Repeat("x", id-255) + "|>"
 	}
-	tj := map[string]any{
-		"version":        "1.0",
-		"added_tokens":   added,
-		"normalizer":     nil,
-		"pre_tokenizer":  map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
-		"post_processor": nil,
-		"decoder":        map[string]any{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
-		"model":          map[string]any{"type": "BPE", "vocab": vocab, "merges": []string{}},
-	}
-	b, err := json.Marshal(tj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), tokenizertest.ByteLevel(special), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir

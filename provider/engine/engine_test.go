@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/foundryhq/foundry/tokenizer/tokenizertest"
+
 	"github.com/foundryhq/foundry/api"
 	core "github.com/foundryhq/foundry/engine"
 	"github.com/foundryhq/foundry/provider"
@@ -37,37 +39,9 @@ func modelDir(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	var printable []int // GPT-2's bytes_to_unicode
-	for b := '!'; b <= '~'; b++ {
-		printable = append(printable, int(b))
-	}
-	for b := 0xA1; b <= 0xAC; b++ {
-		printable = append(printable, b)
-	}
-	for b := 0xAE; b <= 0xFF; b++ {
-		printable = append(printable, b)
-	}
-	char := map[int]rune{}
-	for _, b := range printable {
-		char[b] = rune(b)
-	}
-	n := 0
-	for b := range 256 {
-		if _, ok := char[b]; !ok {
-			char[b] = rune(256 + n)
-			n++
-		}
-	}
-	vocab := map[string]int{}
-	for b := range 256 {
-		vocab[string(char[b])] = b
-	}
-	added := []map[string]any{
-		{"id": 256, "content": "<|im_start|>", "special": true},
-		{"id": 257, "content": "<|im_end|>", "special": true},
-	}
+	special := map[int]string{256: "<|im_start|>", 257: "<|im_end|>"}
 	for id := 258; id < 300; id++ {
-		added = append(added, map[string]any{"id": id, "content": "<|x" + strings.Repeat("y", id-257) + "|>", "special": true})
+		special[id] = "<|x" + strings.Repeat("y", id-257) + "|>"
 	}
 	write := func(name string, v any) {
 		b, err := json.Marshal(v)
@@ -78,12 +52,9 @@ func modelDir(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	write("tokenizer.json", map[string]any{
-		"version": "1.0", "added_tokens": added, "normalizer": nil, "post_processor": nil,
-		"pre_tokenizer": map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
-		"decoder":       map[string]any{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
-		"model":         map[string]any{"type": "BPE", "vocab": vocab, "merges": []string{}},
-	})
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), tokenizertest.ByteLevel(special), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	write("tokenizer_config.json", map[string]any{"eos_token": "<|im_end|>", "chat_template": chatTemplate})
 	return dir
 }
