@@ -45,6 +45,7 @@ func newRootCmd() *cobra.Command {
 		newCostsCmd(),
 		newTrainCmd(),
 		newMergeCmd(),
+		newDeployCmd(),
 		newQuickstartCmd(),
 	)
 	return root

@@ -173,6 +173,7 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 		DataDir: data, Prices: prices, RouteStats: router.Stats}).Mount(srv)
 	srv.Handle("GET /api/v1/costs", srv.AdminOnly(econ.NewHandler(st, prices, log).ServeHTTP))
 	router.Mount(srv)
+	mountDeployments(srv, reg, cfg.Engine)
 	if cfg.Retention > 0 {
 		go retain(ctx, st, cfg.Retention, log)
 	}
