@@ -135,7 +135,7 @@ func (d *deployments) create(w http.ResponseWriter, r *http.Request) {
 		bad("base", "%q is itself an adapter (over %q); deploy over a base model", req.Base, base.Base)
 		return
 	case base.MaxAdapters == 0:
-		bad("base", "engine model %q was started without room for adapters: set max_adapters for it under engine.models in the config (foundry serve --config) and restart once", req.Base)
+		bad("base", "engine model %q was started without room for adapters: restart it with foundry serve --max-adapters N (or max_adapters under engine.models in the config)", req.Base)
 		return
 	}
 	if err := d.eng.AddAdapter(req.Base, req.Name, req.AdapterDir); err != nil {
@@ -211,8 +211,9 @@ func newDeployCmd() *cobra.Command {
 		Short: "Serve a trained LoRA adapter under a model name on a running gateway, without a restart",
 		Long: `Load a PEFT LoRA adapter (as foundry train --out writes it) over an engine model the
 running gateway serves, under NAME: apps call it as NAME (or engine/NAME), and it shares the
-base's weights and decode batches. The base needs adapter places: set max_adapters for it under
-engine.models in the config. The adapter directory is read by the gateway.
+base's weights and decode batches. The base needs adapter places: start the gateway with
+foundry serve --model NAME=PATH --max-adapters 4 (or max_adapters under engine.models in the
+config). The adapter directory is read by the gateway.
 The gateway is --url (default: FOUNDRY_ADDR); the admin key is FOUNDRY_ADMIN_KEY.
 For serving elsewhere (vLLM, llama.cpp, Ollama) see docs/deploy.md.`,
 		Example: `  foundry deploy support-v3 --base qwen --adapter runs/support-v3

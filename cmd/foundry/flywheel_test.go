@@ -79,12 +79,10 @@ func TestFlywheelThroughCLI(t *testing.T) {
 		}
 		return upstreamtest.Reply{Content: `{"intent":"refund"}`}
 	})
-	cfg := filepath.Join(dir, "foundry.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("engine:\n  models:\n    - name: base\n      path: %s\n      max_adapters: 2\n", base)), 0o644)
 	db := filepath.Join(dir, "foundry.db")
 	env := []string{"OPENAI_BASE_URL=" + up.URL, "OPENAI_API_KEY=sk-up", "ANTHROPIC_API_KEY=", "ANTHROPIC_BASE_URL=",
 		"FOUNDRY_DB=" + db, "FOUNDRY_ADMIN_KEY=", "GOMLX_BACKEND=go"}
-	p := startServe(t, env, "--config", cfg)
+	p := startServe(t, env, "--model", "base="+base, "--max-adapters", "2")
 	env = append(env, "FOUNDRY_ADDR="+strings.TrimPrefix(p.url, "http://"))
 
 	// 3. Deploy the adapter without a restart; bad deployments are refused.

@@ -28,6 +28,7 @@ func newServeCmd() *cobra.Command {
 	var cfgPath string
 	var verbose bool
 	var models, adapters []string
+	var maxAdapters int
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the OpenAI-compatible gateway (captures every call into the store)",
@@ -47,6 +48,9 @@ The dashboard shows the datasets, training jobs and evals under FOUNDRY_DATA
 			extra, err := parseModelFlags(models)
 			if err != nil {
 				return err
+			}
+			for i := range extra {
+				extra[i].MaxAdapters = maxAdapters
 			}
 			cfg.Engine.Models = append(cfg.Engine.Models, extra...)
 			if err := addAdapterFlags(cfg.Engine.Models, adapters); err != nil {
@@ -69,6 +73,7 @@ The dashboard shows the datasets, training jobs and evals under FOUNDRY_DATA
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "YAML config file (providers, aliases, fallbacks, prices, limits, capture)")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
 	cmd.Flags().StringArrayVarP(&models, "model", "m", nil, "serve a local model on the built-in engine: NAME=PATH (a directory or ORG/NAME[@rev]); repeatable")
+	cmd.Flags().IntVar(&maxAdapters, "max-adapters", 0, "adapter places on each --model, for `foundry deploy` without a restart (default 4 when --adapter names the model, else 0)")
 	cmd.Flags().StringArrayVar(&adapters, "adapter", nil, "serve a LoRA adapter over an engine model: NAME=BASE:DIR (BASE an engine model's name, DIR a PEFT adapter directory); repeatable")
 	return cmd
 }
