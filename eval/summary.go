@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/foundryhq/foundry/internal/atomicfile"
+
 	"github.com/foundryhq/foundry/judge"
 )
 
@@ -236,19 +238,11 @@ func WriteDir(dir string, s *Summary) error {
 		return err
 	}
 	for name, data := range map[string][]byte{SummaryFile: append(b, '\n'), MarkdownFile: []byte(md.String()), HTMLFile: []byte(html.String())} {
-		if err := writeFileAtomic(filepath.Join(dir, name), data); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, name), data); err != nil {
 			return fmt.Errorf("eval %s: write %s: %w", s.ID, name, err)
 		}
 	}
 	return nil
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // Load reads the summary of eval id under dir ("" is DefaultDir). id may

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"time"
+
+	"github.com/foundryhq/foundry/internal/atomicfile"
 )
 
 // Job statuses.
@@ -72,5 +74,5 @@ func (s DirStore) SaveJob(_ context.Context, job *Job) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(s.Dir, "job.json"), append(b, '\n'))
+	return atomicfile.Write(filepath.Join(s.Dir, "job.json"), append(b, '\n'))
 }

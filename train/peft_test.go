@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/foundryhq/foundry/internal/atomicfile"
+
 	"github.com/foundryhq/foundry/model/nn"
 	"github.com/foundryhq/foundry/safetensors"
 	"github.com/foundryhq/foundry/train/lora"
@@ -101,7 +103,7 @@ func TestPEFTRoundTrip(t *testing.T) {
 
 func copyTo(t testing.TB, src, dst string) {
 	t.Helper()
-	mustf(t, copyFile(src, dst), "copy %s", src)
+	mustf(t, atomicfile.Copy(src, dst), "copy %s", src)
 }
 
 // TestAdapterMismatch: an adapter checked against the wrong base, or with

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/foundryhq/foundry/internal/atomicfile"
+
 	"github.com/foundryhq/foundry/engine"
 	"github.com/foundryhq/foundry/model"
 	"github.com/foundryhq/foundry/safetensors"
@@ -305,7 +307,7 @@ func (s *session) saveCheckpoint(dir string, st *trainerState) error {
 	if err != nil {
 		return fail(err)
 	}
-	if err := writeFileAtomic(filepath.Join(tmp, "trainer.json"), b); err != nil {
+	if err := atomicfile.Write(filepath.Join(tmp, "trainer.json"), b); err != nil {
 		return fail(err)
 	}
 	old := dir + ".old"
@@ -435,7 +437,7 @@ func copyTokenizerFiles(from, to string) error {
 		if _, err := os.Stat(filepath.Join(from, n)); err != nil {
 			continue
 		}
-		if err := copyFile(filepath.Join(from, n), filepath.Join(to, n)); err != nil {
+		if err := atomicfile.Copy(filepath.Join(from, n), filepath.Join(to, n)); err != nil {
 			return err
 		}
 	}

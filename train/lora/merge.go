@@ -2,10 +2,11 @@ package lora
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/foundryhq/foundry/internal/atomicfile"
 
 	"github.com/foundryhq/foundry/model"
 	"github.com/foundryhq/foundry/safetensors"
@@ -89,26 +90,9 @@ func CopyModelFiles(from, to string) error {
 		if !strings.HasSuffix(n, ".json") && !strings.HasSuffix(n, ".jinja") && !strings.HasSuffix(n, ".txt") && !strings.HasSuffix(n, ".model") {
 			continue
 		}
-		if err := copyFile(filepath.Join(from, n), filepath.Join(to, n)); err != nil {
+		if err := atomicfile.Copy(filepath.Join(from, n), filepath.Join(to, n)); err != nil {
 			return fmt.Errorf("copy model files: %w", err)
 		}
 	}
 	return nil
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

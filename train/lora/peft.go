@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/foundryhq/foundry/internal/atomicfile"
+
 	"github.com/foundryhq/foundry/model"
 	"github.com/foundryhq/foundry/model/nn"
 	"github.com/foundryhq/foundry/safetensors"
@@ -179,32 +181,7 @@ func (a *Adapter) Save(dir string) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, AdapterConfigFile), append(b, '\n'))
-}
-
-// writeFileAtomic writes data to a temporary file beside path, syncs it and
-// renames it over path, so a crash or a full disk never leaves half a file.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(filepath.Join(dir, AdapterConfigFile), append(b, '\n'))
 }
 
 // LoadAdapter reads a PEFT LoRA adapter from dir (made by Foundry or by PEFT)

@@ -1,4 +1,7 @@
-package train
+// Package atomicfile writes files so that a crash, a full disk or a
+// concurrent reader never sees half of one: data goes to a temporary file
+// beside the target, is synced, and is renamed over it.
+package atomicfile
 
 import (
 	"fmt"
@@ -7,9 +10,8 @@ import (
 	"path/filepath"
 )
 
-// writeFileAtomic writes data to a temporary file beside path, syncs it and
-// renames it over path, so a crash or a full disk never leaves half a file.
-func writeFileAtomic(path string, data []byte) error {
+// Write replaces path with data atomically.
+func Write(path string, data []byte) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -32,7 +34,8 @@ func writeFileAtomic(path string, data []byte) error {
 	return nil
 }
 
-func copyFile(src, dst string) error {
+// Copy copies the file src to dst (replacing dst).
+func Copy(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
