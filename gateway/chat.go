@@ -153,25 +153,32 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, x *exchange, err e
 	api.WriteError(w, err)
 }
 
+// accept reads, decodes and validates the request body into req and starts
+// its Call; bad input is answered (and recorded) here, and ok is false.
+func accept[T interface{ Validate() error }](s *Server, w http.ResponseWriter, r *http.Request, endpoint string, req T) (*provider.Call, bool) {
+	body, err := s.readBody(w, r)
+	if err == nil {
+		err = api.DecodeStrict(body, req)
+	}
+	if err == nil {
+		err = req.Validate()
+	}
+	var c *provider.Call
+	if err == nil {
+		c, err = s.newCall(r, endpoint, body)
+	}
+	if err != nil {
+		s.reject(w, r, endpoint, body, err)
+		return nil, false
+	}
+	return c, true
+}
+
 func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	defer s.track()()
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.reject(w, r, "chat.completions", body, err)
-		return
-	}
 	req := new(api.ChatRequest)
-	if err := api.DecodeStrict(body, req); err != nil {
-		s.reject(w, r, "chat.completions", body, err)
-		return
-	}
-	if err := req.Validate(); err != nil {
-		s.reject(w, r, "chat.completions", body, err)
-		return
-	}
-	c, err := s.newCall(r, "chat.completions", body)
-	if err != nil {
-		s.reject(w, r, "chat.completions", body, err)
+	c, ok := accept(s, w, r, "chat.completions", req)
+	if !ok {
 		return
 	}
 	c.Route, c.Chat, c.Stream, c.User = req.Model, req, req.Stream, req.User
@@ -342,23 +349,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, x *exchange) {
 
 func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 	defer s.track()()
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.reject(w, r, "embeddings", body, err)
-		return
-	}
 	req := new(api.EmbeddingRequest)
-	if err := api.DecodeStrict(body, req); err != nil {
-		s.reject(w, r, "embeddings", body, err)
-		return
-	}
-	if err := req.Validate(); err != nil {
-		s.reject(w, r, "embeddings", body, err)
-		return
-	}
-	c, err := s.newCall(r, "embeddings", body)
-	if err != nil {
-		s.reject(w, r, "embeddings", body, err)
+	c, ok := accept(s, w, r, "embeddings", req)
+	if !ok {
 		return
 	}
 	c.Route, c.Embedding, c.User = req.Model, req, req.User
