@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -143,7 +141,6 @@ type AnthropicError struct {
 type Anthropic struct {
 	*recorder
 	URL    string // base URL for clients, e.g. http://127.0.0.1:34567
-	srv    *httptest.Server
 	mu     sync.Mutex
 	reply  func(req *AnthropicRequest) AnthropicReply
 	models []string
@@ -160,28 +157,15 @@ type Anthropic struct {
 // user message as "echo: <text>" with usage counted in words.
 func NewAnthropic(t TB) *Anthropic {
 	a := &Anthropic{recorder: newRecorder(), models: []string{"claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"}}
-	a.srv = httptest.NewServer(a)
-	a.URL = a.srv.URL
 	if t != nil {
 		t.Helper()
-		t.Cleanup(a.Close)
 	}
+	a.serve(t, a)
+	a.URL = a.srv.URL
 	return a
 }
 
-// Close stops the server, releasing hung calls.
-func (a *Anthropic) Close() {
-	select {
-	case <-a.closed:
-	default:
-		close(a.closed)
-	}
-	a.srv.CloseClientConnections()
-	a.srv.Close()
-}
-
 // Addr is the listener address, e.g. "127.0.0.1:34567".
-func (a *Anthropic) Addr() string { return a.srv.Listener.Addr().String() }
 
 // OnMessages sets the reply function (nil restores the echo).
 func (a *Anthropic) OnMessages(f func(req *AnthropicRequest) AnthropicReply) {
@@ -454,15 +438,7 @@ func (a *Anthropic) stream(w http.ResponseWriter, r *http.Request, msg anthropic
 	send := func(name string, v any) {
 		if fault.DisconnectAfter != 0 && (fault.DisconnectAfter < 0 || sent >= fault.DisconnectAfter) {
 			flush()
-			if hj, ok := w.(http.Hijacker); ok {
-				if conn, _, err := hj.Hijack(); err == nil {
-					if tc, ok := conn.(*net.TCPConn); ok {
-						_ = tc.SetLinger(0)
-					}
-					conn.Close()
-				}
-			}
-			panic(http.ErrAbortHandler)
+			disconnect(w)
 		}
 		if rep.StreamError != nil && sent == rep.StreamErrorAfter {
 			b, _ := json.Marshal(map[string]any{"type": "error", "error": rep.StreamError})

@@ -8,7 +8,9 @@
 package upstreamtest
 
 import (
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"time"
 )
@@ -35,13 +37,52 @@ type Received struct {
 	Body   []byte
 }
 
-// recorder keeps received requests and the fault queue; shared by the fakes.
+// recorder keeps received requests and the fault queue, and owns the
+// listening server; shared by the fakes.
 type recorder struct {
 	mu     sync.Mutex
 	reqs   []Received
 	faults []Fault
 	keep   bool // record requests (off for benchmarks)
 	closed chan struct{}
+	srv    *httptest.Server
+}
+
+// serve starts h on 127.0.0.1; with t non-nil the server closes when the test ends.
+func (r *recorder) serve(t TB, h http.Handler) {
+	r.srv = httptest.NewServer(h)
+	if t != nil {
+		t.Helper()
+		t.Cleanup(r.Close)
+	}
+}
+
+// Close stops the server, releasing hung calls.
+func (r *recorder) Close() {
+	select {
+	case <-r.closed:
+	default:
+		close(r.closed)
+	}
+	r.srv.CloseClientConnections()
+	r.srv.Close()
+}
+
+// Addr is the listener's address, e.g. "127.0.0.1:34567".
+func (r *recorder) Addr() string { return r.srv.Listener.Addr().String() }
+
+// disconnect cuts the client's connection abruptly (a TCP reset after what
+// was flushed) and ends the handler: a mid-stream upstream failure.
+func disconnect(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			if tc, ok := conn.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0)
+			}
+			conn.Close()
+		}
+	}
+	panic(http.ErrAbortHandler)
 }
 
 func newRecorder() *recorder { return &recorder{keep: true, closed: make(chan struct{})} }

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,7 +30,6 @@ type Reply struct {
 type OpenAI struct {
 	*recorder
 	URL    string // base URL for clients, e.g. http://127.0.0.1:34567/v1
-	srv    *httptest.Server
 	mu     sync.Mutex
 	reply  func(req *api.ChatRequest) Reply
 	models []string
@@ -52,28 +49,13 @@ type TB interface {
 // message as "echo: <text>" with usage counted in words.
 func NewOpenAI(t TB) *OpenAI {
 	o := &OpenAI{recorder: newRecorder(), models: []string{"gpt-4o-mini", "gpt-4o", "text-embedding-3-small"}}
-	o.srv = httptest.NewServer(o)
-	o.URL = o.srv.URL + "/v1"
 	if t != nil {
 		t.Helper()
-		t.Cleanup(o.Close)
 	}
+	o.serve(t, o)
+	o.URL = o.srv.URL + "/v1"
 	return o
 }
-
-// Close stops the server, releasing hung calls.
-func (o *OpenAI) Close() {
-	select {
-	case <-o.closed:
-	default:
-		close(o.closed)
-	}
-	o.srv.CloseClientConnections()
-	o.srv.Close()
-}
-
-// Listener address, e.g. "127.0.0.1:34567".
-func (o *OpenAI) Addr() string { return o.srv.Listener.Addr().String() }
 
 // OnChat sets the reply function for chat requests (nil restores the echo).
 func (o *OpenAI) OnChat(f func(req *api.ChatRequest) Reply) {
@@ -234,15 +216,7 @@ func (o *OpenAI) stream(w http.ResponseWriter, r *http.Request, req *api.ChatReq
 			if fl != nil {
 				fl.Flush()
 			}
-			if hj, ok := w.(http.Hijacker); ok {
-				if conn, _, err := hj.Hijack(); err == nil {
-					if tc, ok := conn.(*net.TCPConn); ok {
-						_ = tc.SetLinger(0)
-					}
-					conn.Close()
-				}
-			}
-			panic(http.ErrAbortHandler)
+			disconnect(w)
 		}
 		return false
 	}
