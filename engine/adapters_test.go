@@ -3,68 +3,20 @@ package engine
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/foundryhq/foundry/train/lora/loratest"
+
 	"github.com/foundryhq/foundry/model"
 	"github.com/foundryhq/foundry/model/nn"
-	"github.com/foundryhq/foundry/safetensors"
 	"github.com/foundryhq/foundry/train/lora"
 )
 
-// randomAdapter is a LoRA adapter for cfg with nonzero A and B (PEFT starts
-// B at zero, which would hide a wrong B).
-func randomAdapter(cfg model.Config, rank int, alpha float64, targets []nn.Projection, seed uint64) *lora.Adapter {
-	rng := rand.New(rand.NewPCG(seed, 1))
-	l := lora.LoRA{Rank: rank, Alpha: alpha, Targets: targets}
-	a := &lora.Adapter{LoRA: l, BaseModel: "fixture", Modules: map[string]lora.LoRAWeights{}}
-	for layer := range cfg.NumLayers {
-		for _, p := range l.Projections() {
-			out, in := lora.ProjectionDims(cfg, p)
-			w := lora.LoRAWeights{A: make([]float32, rank*in), B: make([]float32, out*rank), In: in, Out: out}
-			for i := range w.A {
-				w.A[i] = float32(rng.NormFloat64() * 0.1)
-			}
-			for i := range w.B {
-				w.B[i] = float32(rng.NormFloat64() * 0.1)
-			}
-			a.Modules[lora.ModuleName(layer, p)] = w
-		}
-	}
-	return a
-}
-
-// float32Model copies fixture arch with float32 weights (the fixtures are
-// bfloat16, which would round a merged model's weights).
+// float32Model copies fixture arch with float32 weights.
 func float32Model(t *testing.T, arch string) string {
-	t.Helper()
-	from, dir := filepath.Join("..", "model", "testdata", arch), t.TempDir()
-	set, err := safetensors.OpenDir(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer set.Close()
-	var ts []safetensors.Tensor
-	for _, name := range set.Names() {
-		vals, shape, err := set.Float32(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tt, err := safetensors.Float32Tensor(name, safetensors.F32, shape, vals)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts = append(ts, tt)
-	}
-	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), ts, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := lora.CopyModelFiles(from, dir); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return loratest.Float32Model(t, filepath.Join("..", "model", "testdata", arch))
 }
 
 // runnerAt is a runner on the model in dir.
@@ -108,8 +60,8 @@ func TestAdaptersMatchMergedModels(t *testing.T) {
 	r := runnerAt(t, base, opts)
 	cfg := r.Config()
 	adapters := []*lora.Adapter{
-		randomAdapter(cfg, 8, 16, nil, 1),
-		randomAdapter(cfg, 4, 4, []nn.Projection{nn.Q, nn.V, nn.Down}, 2),
+		loratest.RandomAdapter(cfg, 8, 16, nil, 1),
+		loratest.RandomAdapter(cfg, 4, 4, []nn.Projection{nn.Q, nn.V, nn.Down}, 2),
 	}
 	runners := []*Runner{runnerAt(t, base, RunnerOptions{Slots: 3, MaxContext: 64})}
 	for i, a := range adapters {
@@ -220,7 +172,7 @@ func TestAdapterLoadUnload(t *testing.T) {
 		}
 		return i
 	}
-	a, b, c := randomAdapter(cfg, 4, 8, nil, 1), randomAdapter(cfg, 2, 8, nil, 2), randomAdapter(cfg, 3, 8, nil, 3)
+	a, b, c := loratest.RandomAdapter(cfg, 4, 8, nil, 1), loratest.RandomAdapter(cfg, 2, 8, nil, 2), loratest.RandomAdapter(cfg, 3, 8, nil, 3)
 	if mustLoad("a", a) != 1 || mustLoad("b", b) != 2 {
 		t.Fatal("adapters not loaded at indices 1 and 2")
 	}
@@ -237,12 +189,12 @@ func TestAdapterLoadUnload(t *testing.T) {
 	}
 	refuse("full", "c", c, "all 2 adapter places are taken")
 	refuse("same name", "a", c, "already loaded")
-	refuse("rank", "c", randomAdapter(cfg, 8, 8, nil, 4), "rank 8 is above the engine's max LoRA rank 4")
+	refuse("rank", "c", loratest.RandomAdapter(cfg, 8, 8, nil, 4), "rank 8 is above the engine's max LoRA rank 4")
 	other, err := model.LoadConfig(filepath.Join("..", "model", "testdata", "qwen3"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	refuse("another base", "c", randomAdapter(other, 2, 8, []nn.Projection{nn.Q}, 5), "trained on another base")
+	refuse("another base", "c", loratest.RandomAdapter(other, 2, 8, []nn.Projection{nn.Q}, 5), "trained on another base")
 
 	if err := r.UnloadAdapter("a"); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/foundryhq/foundry/model"
+	"github.com/foundryhq/foundry/train/lora/loratest"
 )
 
 // Benchmarks of the tiny fixture models on the current backend:
@@ -103,7 +104,7 @@ func BenchmarkDecodeAdapters(b *testing.B) {
 				b.Fatal(err)
 			}
 			for i := range 2 {
-				if _, err := r.LoadAdapter(fmt.Sprint(i), randomAdapter(m.Config, 16, 16, nil, uint64(i))); err != nil {
+				if _, err := r.LoadAdapter(fmt.Sprint(i), loratest.RandomAdapter(m.Config, 16, 16, nil, uint64(i))); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -5,16 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/foundryhq/foundry/train/lora/loratest"
+
 	"github.com/foundryhq/foundry/engine/npy"
 	"github.com/foundryhq/foundry/model"
-	"github.com/foundryhq/foundry/safetensors"
 	"github.com/foundryhq/foundry/train/lora"
 )
 
@@ -144,36 +144,8 @@ func TestEngineLogitsAdapter(t *testing.T) {
 	}
 }
 
-// float32ModelDir copies the model in from with float32 weights (the
-// fixtures are bfloat16, which would round a merged model's weights).
-func float32ModelDir(t *testing.T, from string) string {
-	t.Helper()
-	dir := t.TempDir()
-	set, err := safetensors.OpenDir(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer set.Close()
-	var ts []safetensors.Tensor
-	for _, name := range set.Names() {
-		vals, shape, err := set.Float32(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tt, err := safetensors.Float32Tensor(name, safetensors.F32, shape, vals)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts = append(ts, tt)
-	}
-	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), ts, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := lora.CopyModelFiles(from, dir); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+// float32ModelDir copies the model in from with float32 weights.
+func float32ModelDir(t *testing.T, from string) string { return loratest.Float32Model(t, from) }
 
 // writeRandomAdapter saves a PEFT adapter for the model in baseDir with
 // nonzero A and B on every projection (seeded by rank).
@@ -183,21 +155,8 @@ func writeRandomAdapter(t *testing.T, baseDir, dir string, rank int, alpha float
 	if err != nil {
 		t.Fatal(err)
 	}
-	rng := rand.New(rand.NewPCG(uint64(rank), 7))
-	a := &lora.Adapter{LoRA: lora.LoRA{Rank: rank, Alpha: alpha}, BaseModel: baseDir, Modules: map[string]lora.LoRAWeights{}}
-	for l := range cfg.NumLayers {
-		for _, p := range a.LoRA.Projections() {
-			out, in := lora.ProjectionDims(cfg, p)
-			w := lora.LoRAWeights{A: make([]float32, rank*in), B: make([]float32, out*rank), In: in, Out: out}
-			for i := range w.A {
-				w.A[i] = float32(rng.NormFloat64() * 0.1)
-			}
-			for i := range w.B {
-				w.B[i] = float32(rng.NormFloat64() * 0.1)
-			}
-			a.Modules[lora.ModuleName(l, p)] = w
-		}
-	}
+	a := loratest.RandomAdapter(cfg, rank, alpha, nil, uint64(rank))
+	a.BaseModel = baseDir
 	if err := a.Save(dir); err != nil {
 		t.Fatal(err)
 	}
