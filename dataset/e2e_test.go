@@ -6,26 +6,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/foundryhq/foundry/gateway/gatewaytest"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
 	"github.com/foundryhq/foundry/api"
-	"github.com/foundryhq/foundry/capture"
 	"github.com/foundryhq/foundry/dataset"
-	"github.com/foundryhq/foundry/gateway"
-	"github.com/foundryhq/foundry/pricing"
-	"github.com/foundryhq/foundry/provider"
-	popenai "github.com/foundryhq/foundry/provider/openai"
-	"github.com/foundryhq/foundry/store/sqlite"
 	"github.com/foundryhq/foundry/upstreamtest"
 )
 
@@ -46,28 +37,9 @@ func TestBuildFromGatewayTraffic(t *testing.T) {
 		}
 		return upstreamtest.Reply{Content: "Here is a careful answer about " + q}
 	})
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "foundry.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	reg := provider.NewRegistry()
-	reg.Register(popenai.New(popenai.Options{BaseURL: up.URL, APIKey: "sk-upstream-secret"}), provider.DefaultPrefixes["openai"]...)
-	capt := capture.New(st, capture.Options{Prices: pricing.New(nil), SpillFile: filepath.Join(t.TempDir(), "spill.jsonl"), FlushInterval: 5 * time.Millisecond})
-	if err := capt.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := gateway.New(ctx, gateway.Options{Registry: reg, Store: st, Plugins: []provider.Plugin{capt}, RetryBase: time.Millisecond,
-		RetryMax: time.Second, Flusher: capt, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		hs.Close()
-		capt.Close(context.Background())
-	})
-	client := openai.NewClient(option.WithBaseURL(hs.URL+"/v1"), option.WithAPIKey("unused"), option.WithMaxRetries(0))
+	g := gatewaytest.Start(t, gatewaytest.Options{Upstream: up.URL, Capture: true})
+	st, capt := g.Store, g.Capture
+	client := openai.NewClient(option.WithBaseURL(g.URL), option.WithAPIKey("unused"), option.WithMaxRetries(0))
 
 	topics := []string{"invoices", "refunds", "passwords", "shipping", "returns", "warranty", "upgrades", "discounts",
 		"exports", "backups", "printers", "routers", "calendars", "budgets", "travel", "insurance", "recipes", "gardens",
@@ -97,7 +69,7 @@ func TestBuildFromGatewayTraffic(t *testing.T) {
 	// Feedback through the management API, as an app would send it.
 	for i, id := range ids[:10] {
 		body := fmt.Sprintf(`{"request_id":%q,"score":%d}`, id, 5+i%5)
-		resp, err := http.Post(hs.URL+"/api/v1/feedback", "application/json", strings.NewReader(body))
+		resp, err := http.Post(g.Root+"/api/v1/feedback", "application/json", strings.NewReader(body))
 		if err != nil || resp.StatusCode >= 300 {
 			t.Fatalf("feedback: %v %v", resp.Status, err)
 		}

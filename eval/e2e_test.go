@@ -7,25 +7,20 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
+
+	"github.com/foundryhq/foundry/gateway/gatewaytest"
 
 	"github.com/foundryhq/foundry/api"
-	"github.com/foundryhq/foundry/capture"
 	"github.com/foundryhq/foundry/eval"
-	"github.com/foundryhq/foundry/gateway"
 	"github.com/foundryhq/foundry/judge"
 	"github.com/foundryhq/foundry/pricing"
-	"github.com/foundryhq/foundry/provider"
-	popenai "github.com/foundryhq/foundry/provider/openai"
 	"github.com/foundryhq/foundry/store"
-	"github.com/foundryhq/foundry/store/sqlite"
 	"github.com/foundryhq/foundry/upstreamtest"
 )
 
@@ -121,26 +116,8 @@ func TestEvalThroughGateway(t *testing.T) {
 	fm := &fakeModels{calls: map[string]int{}}
 	fm.failStudent.Store(0)
 	up.OnChat(fm.reply)
-	reg := provider.NewRegistry()
-	reg.Register(popenai.New(popenai.Options{BaseURL: up.URL, APIKey: "sk-upstream"}))
-	reg.SetDefault("openai")
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "foundry.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	capt := capture.New(st, capture.Options{Prices: pricing.New(nil), SpillFile: filepath.Join(t.TempDir(), "spill.jsonl"), FlushInterval: 5 * time.Millisecond})
-	if err := capt.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { capt.Close(context.Background()) })
-	srv, err := gateway.New(ctx, gateway.Options{Registry: reg, Store: st, Plugins: []provider.Plugin{capt}, Flusher: capt, MaxRetries: -1, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	base := hs.URL + "/v1"
+	g := gatewaytest.Start(t, gatewaytest.Options{Upstream: up.URL, AnyModel: true, Capture: true, Retries: -1})
+	st, capt, base := g.Store, g.Capture, g.URL
 
 	// 40 test examples in a dataset's test.jsonl.
 	const n = 40

@@ -1,25 +1,20 @@
 package judge_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/foundryhq/foundry/gateway/gatewaytest"
 
 	"github.com/foundryhq/foundry/api"
 	"github.com/foundryhq/foundry/capture"
-	"github.com/foundryhq/foundry/gateway"
 	"github.com/foundryhq/foundry/judge"
 	"github.com/foundryhq/foundry/pricing"
 	"github.com/foundryhq/foundry/provider"
-	popenai "github.com/foundryhq/foundry/provider/openai"
 	"github.com/foundryhq/foundry/store"
-	"github.com/foundryhq/foundry/store/sqlite"
 	"github.com/foundryhq/foundry/upstreamtest"
 )
 
@@ -37,36 +32,10 @@ type env struct {
 
 func newEnv(t *testing.T, withStore bool) *env {
 	t.Helper()
-	ctx := context.Background()
 	up := upstreamtest.NewOpenAI(t)
-	reg := provider.NewRegistry()
-	reg.Register(popenai.New(popenai.Options{BaseURL: up.URL, APIKey: "sk-upstream"}), provider.DefaultPrefixes["openai"]...)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// No gateway retries: the fake's request count is then exactly the calls the judge made.
-	opts := gateway.Options{Registry: reg, MaxRetries: -1, Logger: log}
-	e := &env{up: up}
-	if withStore {
-		st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "foundry.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		capt := capture.New(st, capture.Options{Prices: pricing.New(nil), SpillFile: filepath.Join(t.TempDir(), "spill.jsonl"), FlushInterval: 5 * time.Millisecond})
-		if err := capt.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { capt.Close(context.Background()) })
-		opts.Store, opts.Plugins, opts.Flusher = st, []provider.Plugin{capt}, capt
-		e.st, e.capt = st, capt
-	}
-	srv, err := gateway.New(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	e.URL = hs.URL + "/v1"
-	return e
+	g := gatewaytest.Start(t, gatewaytest.Options{Upstream: up.URL, Capture: withStore, Retries: -1})
+	return &env{up: up, st: g.Store, capt: g.Capture, URL: g.URL}
 }
 
 // chatRequests decodes the chat requests the fake received.

@@ -5,29 +5,23 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"math"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/foundryhq/foundry/gateway/gatewaytest"
 
 	"github.com/foundryhq/foundry/api"
 	"github.com/foundryhq/foundry/capture"
 	"github.com/foundryhq/foundry/dataset"
 	"github.com/foundryhq/foundry/dataset/judgestage"
-	"github.com/foundryhq/foundry/gateway"
 	"github.com/foundryhq/foundry/judge"
 	"github.com/foundryhq/foundry/pricing"
-	"github.com/foundryhq/foundry/provider"
-	popenai "github.com/foundryhq/foundry/provider/openai"
 	"github.com/foundryhq/foundry/store"
-	"github.com/foundryhq/foundry/store/sqlite"
 	"github.com/foundryhq/foundry/upstreamtest"
 )
 
@@ -63,33 +57,10 @@ func newFakeStore(t *testing.T) *fake { return startFake(t, true) }
 
 func startFake(t *testing.T, withStore bool) *fake {
 	t.Helper()
-	ctx := context.Background()
 	f := &fake{t: t, up: upstreamtest.NewOpenAI(t), answered: map[string]int{}}
-	reg := provider.NewRegistry()
-	reg.Register(popenai.New(popenai.Options{BaseURL: f.up.URL, APIKey: "sk-upstream"}), provider.DefaultPrefixes["openai"]...)
 	// No gateway retries: the fake's count is then exactly the calls the stages made.
-	opts := gateway.Options{Registry: reg, MaxRetries: -1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if withStore {
-		st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "foundry.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		capt := capture.New(st, capture.Options{Prices: pricing.New(nil), SpillFile: filepath.Join(t.TempDir(), "spill.jsonl"), FlushInterval: 5 * time.Millisecond})
-		if err := capt.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { capt.Close(context.Background()) })
-		opts.Store, opts.Plugins, opts.Flusher = st, []provider.Plugin{capt}, capt
-		f.st, f.capt = st, capt
-	}
-	srv, err := gateway.New(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	f.url = hs.URL + "/v1"
+	g := gatewaytest.Start(t, gatewaytest.Options{Upstream: f.up.URL, Capture: withStore, Retries: -1})
+	f.url, f.st, f.capt = g.URL, g.Store, g.Capture
 	f.up.OnChat(f.reply)
 	return f
 }
