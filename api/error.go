@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 )
 
@@ -145,6 +146,20 @@ func WriteError(w http.ResponseWriter, err error) {
 		h.Set("Retry-After", itoa(e.RetryAfter))
 	}
 	w.WriteHeader(e.status())
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// WriteJSON writes v as a JSON response with status: the success-side
+// counterpart of WriteError for every Foundry handler. A value that does not
+// encode becomes a 500 error body instead.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		WriteError(w, fmt.Errorf("encode response: %w", err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
 }
 

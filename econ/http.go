@@ -1,7 +1,6 @@
 package econ
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -89,6 +88,5 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, &api.Error{Status: http.StatusInternalServerError, Message: err.Error()})
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(rep)
+	api.WriteJSON(w, http.StatusOK, rep)
 }

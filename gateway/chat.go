@@ -371,7 +371,7 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 	c.TTFT = time.Since(c.Start)
 	c.Status = http.StatusOK
 	x.finish()
-	writeJSON(w, http.StatusOK, resp)
+	api.WriteJSON(w, http.StatusOK, resp)
 }
 
 // handleModels lists every provider's models (a provider that fails is
@@ -417,16 +417,5 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 			list.Data = append(list.Data, api.Model{ID: alias, Object: "model", OwnedBy: "foundry"})
 		}
 	}
-	writeJSON(w, http.StatusOK, list)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		api.WriteError(w, err)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	api.WriteJSON(w, http.StatusOK, list)
 }

@@ -349,7 +349,9 @@ func TestUpstreamErrorsReachClient(t *testing.T) {
 
 func TestFallbackChain(t *testing.T) {
 	backup := upstreamtest.NewOpenAI(t)
-	backup.OnChat(func(req *api.ChatRequest) upstreamtest.Reply { return upstreamtest.Reply{Content: "from backup " + req.Model} })
+	backup.OnChat(func(req *api.ChatRequest) upstreamtest.Reply {
+		return upstreamtest.Reply{Content: "from backup " + req.Model}
+	})
 	e := newEnv(t, envOpts{fallbacks: map[string][]string{"gpt-4o": {"backup/small-model"}}, extra: func(reg *provider.Registry) {
 		reg.Register(popenai.New(popenai.Options{Name: "backup", BaseURL: backup.URL}))
 	}})
@@ -423,7 +425,9 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 
 func TestFirstByteTimeout(t *testing.T) {
 	e := newEnv(t, envOpts{firstByte: 50 * time.Millisecond, retryMax: 10 * time.Millisecond})
-	e.up.OnChat(func(req *api.ChatRequest) upstreamtest.Reply { return upstreamtest.Reply{Fault: upstreamtest.Fault{Hang: true}} })
+	e.up.OnChat(func(req *api.ChatRequest) upstreamtest.Reply {
+		return upstreamtest.Reply{Fault: upstreamtest.Fault{Hang: true}}
+	})
 	code, _, body := e.do("POST", "/v1/chat/completions", "", []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}]}`))
 	if code != 504 || !strings.Contains(string(body), "timed out") {
 		t.Fatalf("%d %s", code, body)

@@ -220,7 +220,7 @@ func (s *Server) handleListRequests(w http.ResponseWriter, r *http.Request) {
 	for _, rec := range page.Records {
 		out.Data = append(out.Data, ViewRecord(rec, bodies))
 	}
-	writeJSON(w, http.StatusOK, out)
+	api.WriteJSON(w, http.StatusOK, out)
 }
 
 // UsageJSON is one bucket of GET /api/v1/usage.
@@ -277,7 +277,7 @@ func (s *Server) handleUsage(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Data = append(out.Data, j)
 	}
-	writeJSON(w, http.StatusOK, out)
+	api.WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) handleGetRequest(w http.ResponseWriter, r *http.Request) {
@@ -295,7 +295,7 @@ func (s *Server) handleGetRequest(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, "get request", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ViewRecord(rec, true))
+	api.WriteJSON(w, http.StatusOK, ViewRecord(rec, true))
 }
 
 // getRecord looks a record up, flushing capture once when it is not there
@@ -366,7 +366,7 @@ func (s *Server) handleFeedback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.CreatedAt = fb.CreatedAt
-	writeJSON(w, http.StatusOK, f)
+	api.WriteJSON(w, http.StatusOK, f)
 }
 
 // KeyJSON is a virtual key as the API shows it. Secret is set only in the
@@ -428,7 +428,7 @@ func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 	s.keysExist.Store(true)
 	v := viewKey(k)
 	v.Secret = secret
-	writeJSON(w, http.StatusCreated, v)
+	api.WriteJSON(w, http.StatusCreated, v)
 }
 
 func (s *Server) handleListKeys(w http.ResponseWriter, r *http.Request) {
@@ -447,7 +447,7 @@ func (s *Server) handleListKeys(w http.ResponseWriter, r *http.Request) {
 	for _, k := range keys {
 		out.Data = append(out.Data, viewKey(k))
 	}
-	writeJSON(w, http.StatusOK, out)
+	api.WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
@@ -468,5 +468,5 @@ func (s *Server) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
 	// Forget cached lookups so the revocation takes effect at once on this
 	// replica (others notice within keyCacheTTL).
 	s.keyCache.Clear()
-	writeJSON(w, http.StatusOK, map[string]any{"id": id, "revoked": true})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"id": id, "revoked": true})
 }

@@ -69,7 +69,7 @@ func (r *Router) handleList(w http.ResponseWriter, req *http.Request) {
 	for _, rv := range list {
 		out.Data = append(out.Data, r.routeJSON(rv, true))
 	}
-	writeJSON(w, http.StatusOK, out)
+	api.WriteJSON(w, http.StatusOK, out)
 }
 
 func (r *Router) handleGet(w http.ResponseWriter, req *http.Request) {
@@ -78,7 +78,7 @@ func (r *Router) handleGet(w http.ResponseWriter, req *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, r.routeJSON(rv, true))
+	api.WriteJSON(w, http.StatusOK, r.routeJSON(rv, true))
 }
 
 func (r *Router) handlePut(w http.ResponseWriter, req *http.Request) {
@@ -105,7 +105,7 @@ func (r *Router) handlePut(w http.ResponseWriter, req *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, r.routeJSON(rv, true))
+	api.WriteJSON(w, http.StatusOK, r.routeJSON(rv, true))
 }
 
 func (r *Router) handleHistory(w http.ResponseWriter, req *http.Request) {
@@ -120,7 +120,7 @@ func (r *Router) handleHistory(w http.ResponseWriter, req *http.Request) {
 	for _, rv := range hist {
 		out.Data = append(out.Data, r.routeJSON(rv, false))
 	}
-	writeJSON(w, http.StatusOK, out)
+	api.WriteJSON(w, http.StatusOK, out)
 }
 
 func (r *Router) handleRollback(w http.ResponseWriter, req *http.Request) {
@@ -145,7 +145,7 @@ func (r *Router) handleRollback(w http.ResponseWriter, req *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, r.routeJSON(rv, true))
+	api.WriteJSON(w, http.StatusOK, r.routeJSON(rv, true))
 }
 
 // writeErr maps policy errors to 400, missing routes to 404 and lost races to 409.
@@ -162,15 +162,4 @@ func writeErr(w http.ResponseWriter, err error) {
 	default:
 		api.WriteError(w, err)
 	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		api.WriteError(w, err)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
 }

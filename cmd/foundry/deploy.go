@@ -90,7 +90,7 @@ func (d *deployments) list(w http.ResponseWriter, r *http.Request) {
 	}
 	d.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	writeDeployJSON(w, http.StatusOK, map[string]any{"data": out})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"data": out})
 }
 
 func (d *deployments) create(w http.ResponseWriter, r *http.Request) {
@@ -147,7 +147,7 @@ func (d *deployments) create(w http.ResponseWriter, r *http.Request) {
 	d.models[req.Base] = base
 	dep := Deployment{Name: req.Name, Base: req.Base, AdapterDir: req.AdapterDir, Rank: adapterRank(req.AdapterDir)}
 	d.models[req.Name] = dep
-	writeDeployJSON(w, http.StatusCreated, dep)
+	api.WriteJSON(w, http.StatusCreated, dep)
 }
 
 func (d *deployments) remove(w http.ResponseWriter, r *http.Request) {
@@ -196,12 +196,6 @@ func adapterRank(dir string) int {
 	}
 	_ = json.Unmarshal(b, &c)
 	return c.R
-}
-
-func writeDeployJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }
 
 func newDeployCmd() *cobra.Command {
