@@ -377,8 +377,8 @@ func (r *Report) WriteText(w io.Writer) error {
 		if key == "" {
 			key = "(empty)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f ms\t", key, count(x.Requests), count(x.Errors), count(x.PromptTokens),
-			count(x.CompletionTokens), usd(x.CostUSD), usd(x.CostPer1KUSD), x.MeanLatencyMS)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f ms\t", key, FormatCount(x.Requests), FormatCount(x.Errors), FormatCount(x.PromptTokens),
+			FormatCount(x.CompletionTokens), usd(x.CostUSD), usd(x.CostPer1KUSD), x.MeanLatencyMS)
 		if rev {
 			fmt.Fprintf(tw, "%s\t", usd(x.RevenueUSD))
 		}
@@ -406,7 +406,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		if be.Never {
 			fmt.Fprintf(tw, "  break-even\tnever: the student costs as much or more per request than the teacher\n")
 		} else {
-			fmt.Fprintf(tw, "  break-even after\t%s requests\n", count(int64(math.Ceil(be.Requests))))
+			fmt.Fprintf(tw, "  break-even after\t%s requests\n", FormatCount(int64(math.Ceil(be.Requests))))
 			if math.IsInf(be.Days, 0) {
 				fmt.Fprintf(tw, "  at current volume\tno traffic: never at this volume\n")
 			} else {
@@ -438,8 +438,9 @@ func usd(v float64) string {
 	}
 }
 
-// count writes an integer with thousands separators.
-func count(n int64) string {
+// FormatCount writes an integer with thousands separators (1,234,567), as
+// the reports and the dashboard show counts.
+func FormatCount(n int64) string {
 	s := fmt.Sprint(n)
 	neg := strings.HasPrefix(s, "-")
 	s = strings.TrimPrefix(s, "-")

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/foundryhq/foundry/econ"
 )
 
 // funcs are the helpers templates format numbers, times and links with.
@@ -122,22 +124,7 @@ func fmtPct(v float64) string {
 }
 
 // fmtInt writes 1234567 as 1,234,567.
-func fmtInt(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
+func fmtInt(n int64) string { return econ.FormatCount(n) }
 
 // withParam returns v encoded with key set to val ("" removes it).
 func withParam(v url.Values, key, val string) string {
