@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/foundryhq/foundry/model/nn"
+
 	"github.com/foundryhq/foundry/model"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive
@@ -19,7 +21,7 @@ import (
 // embeddings (the head's gradient adds to the embedding's).
 func TestFullGradientsMatchAutodiff(t *testing.T) {
 	b := testBackend(t)
-	registerGradients()
+	nn.RegisterGradients()
 	for _, arch := range []string{"llama", "qwen2"} { // tied, untied
 		t.Run(arch, func(t *testing.T) {
 			dir := filepath.Join("..", "model", "testdata", arch)

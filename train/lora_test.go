@@ -114,7 +114,7 @@ func TestLoRAGradients(t *testing.T) {
 			vars = append(vars, ctx.InAbsPath(lora.ModuleScope(mod)).Checked(false).VariableWithValue(x.name, tensors.FromFlatDataAndDimensions(d, x.dims...)).SetTrainable(true))
 		}
 	}
-	registerGradients()
+	nn.RegisterGradients()
 	opts := model.Options{DType: dtypes.Float64, Hook: lcfg.Hook()}
 	tokens := tensors.FromFlatDataAndDimensions(testIDs[:len(testIDs)-1], 1, len(testIDs)-1)
 	targets := tensors.FromFlatDataAndDimensions(testIDs[1:], 1, len(testIDs)-1)
@@ -187,7 +187,7 @@ func TestChunkedCrossEntropy(t *testing.T) {
 	mustf(t, m.Bind(ctx, dtypes.Float32), "bind")
 	lcfg := lora.LoRA{Rank: 2, Alpha: 4}
 	randomAdapter(cfg, lcfg, 2, 0.2).Bind(ctx)
-	registerGradients()
+	nn.RegisterGradients()
 	n := len(testIDs) - 1
 	tokens := tensors.FromFlatDataAndDimensions(testIDs[:n], 1, n)
 	targets := tensors.FromFlatDataAndDimensions(testIDs[1:], 1, n)

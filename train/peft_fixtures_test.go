@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/foundryhq/foundry/model/nn"
+
 	"github.com/foundryhq/foundry/engine"
 	"github.com/foundryhq/foundry/engine/npy"
 	"github.com/foundryhq/foundry/model"
@@ -36,7 +38,7 @@ type peftReference struct {
 // wrote), Foundry's own adapter gives PEFT's logits too.
 func TestPEFTFixtures(t *testing.T) {
 	b := testBackend(t)
-	registerGradients()
+	nn.RegisterGradients()
 	archs, _ := filepath.Glob(filepath.Join("testdata", "peft", "*", "reference.json"))
 	if len(archs) == 0 {
 		t.Skip("no PEFT fixtures: run tools/fixtures/make_peft_fixtures.py")

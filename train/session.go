@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/foundryhq/foundry/model/nn"
+
 	"github.com/foundryhq/foundry/internal/atomicfile"
 
 	"github.com/foundryhq/foundry/engine"
@@ -42,7 +44,7 @@ type session struct {
 }
 
 func newSession(cfg Config, b *engine.Backend, log *slog.Logger) (*session, error) {
-	registerGradients()
+	nn.RegisterGradients()
 	s := &session{cfg: cfg, backend: b, ctx: mlctx.New(), base: map[string]bool{}, log: log}
 	m, err := s.openBase()
 	if err != nil {

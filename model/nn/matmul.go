@@ -64,6 +64,8 @@ var (
 // DotGenerals. DotGeneral nodes not built by DotGeneral (so with unknown
 // axes) keep GoMLX's gradient.
 //
+// It also adds the Rsqrt and Slice gradients training needs (gradients.go).
+//
 // Call it before building any gradient graph; engine.NewBackend does.
 // It is idempotent, but it writes a GoMLX-wide table, so it must not race
 // with a gradient being built.
@@ -71,6 +73,7 @@ func RegisterGradients() {
 	stockOnce.Do(func() { stockDotGen = graph.VJPRegistration[graph.NodeTypeDotGeneral] })
 	graph.VJPRegistration[graph.NodeTypeDot] = foundryDotVJP
 	graph.VJPRegistration[graph.NodeTypeDotGeneral] = foundryDotGeneralVJP
+	registerTrainingGradients()
 }
 
 func foundryDotVJP(node *graph.Node, v []*graph.Node, _ shapes.Shape) []*graph.Node {

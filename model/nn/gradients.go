@@ -1,4 +1,4 @@
-package train
+package nn
 
 import (
 	"fmt"
@@ -9,16 +9,16 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 )
 
-// registerGradients adds the VJPs that training Foundry's models on GoMLX
-// v0.26 needs beyond nn.RegisterGradients:
+// registerTrainingGradients adds the VJPs that training Foundry's models on
+// GoMLX v0.26 needs beyond the matmul ones (RegisterGradients calls it):
 //   - Rsqrt (RMSNorm) has no VJP at all;
 //   - Slice's VJP pads with graph.Pad, which simplego does not implement
 //     (rotary embeddings slice): unit-stride slices get their gradient by
 //     concatenating zeros instead, on every backend.
 //
-// Like nn.RegisterGradients it writes GoMLX's global table, so it must run
+// Like RegisterGradients it writes GoMLX's global table, so it must run
 // before gradient graphs are built, not concurrently with one.
-func registerGradients() {
+func registerTrainingGradients() {
 	registerOnce.Do(func() {
 		stockSliceVJP = graph.VJPRegistration[graph.NodeTypeSlice]
 		graph.VJPRegistration[graph.NodeTypeRsqrt] = rsqrtVJP
