@@ -53,8 +53,7 @@ func StartTeacher(seed uint64) (*Teacher, error) {
 	}
 	t := &Teacher{URL: "http://" + ln.Addr().String() + "/v1", seed: seed, ln: ln,
 		Latency: 120 * time.Millisecond, PerToken: 4 * time.Millisecond}
-	t.fake = upstreamtest.NewOpenAI(nil) // used as a handler below, behind the simulated latency
-	t.fake.Close()
+	t.fake = upstreamtest.NewOpenAIHandler() // served below, behind the simulated latency
 	t.fake.Record(false)
 	t.fake.SetModels(TeacherModel)
 	t.fake.OnChat(t.reply)

@@ -48,13 +48,21 @@ type TB interface {
 // closed at the end of the test. Its default reply echoes the last user
 // message as "echo: <text>" with usage counted in words.
 func NewOpenAI(t TB) *OpenAI {
-	o := &OpenAI{recorder: newRecorder(), models: []string{"gpt-4o-mini", "gpt-4o", "text-embedding-3-small"}}
+	o := NewOpenAIHandler()
 	if t != nil {
 		t.Helper()
 	}
 	o.serve(t, o)
 	o.URL = o.srv.URL + "/v1"
 	return o
+}
+
+// NewOpenAIHandler returns the fake as an http.Handler only, without a
+// server of its own (URL is empty; Close and Addr must not be called): for
+// embedding it behind another server, as the quick start's simulated
+// teacher does.
+func NewOpenAIHandler() *OpenAI {
+	return &OpenAI{recorder: newRecorder(), models: []string{"gpt-4o-mini", "gpt-4o", "text-embedding-3-small"}}
 }
 
 // OnChat sets the reply function for chat requests (nil restores the echo).
