@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strings"
 )
 
 // Special tokens of the student's tokenizer and its chat template.
@@ -186,7 +185,3 @@ func (t *TokenizerFiles) Write(dir string) error {
 	}
 	return os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), t.ConfigJSON, 0o644)
 }
-
-// chatText is the corpus line for a conversation, so that BPE learns the
-// system prompt's and the answers' words too.
-func chatText(parts ...string) string { return strings.Join(parts, "\n") }

@@ -1,7 +1,6 @@
 package train
 
 import (
-	"github.com/foundryhq/foundry/model"
 	"github.com/foundryhq/foundry/model/nn"
 	"github.com/foundryhq/foundry/train/lora"
 )
@@ -20,9 +19,6 @@ const (
 	AdapterConfigFile  = lora.AdapterConfigFile
 	AdapterWeightsFile = lora.AdapterWeightsFile
 )
-
-// LoadAdapter is lora.LoadAdapter: reads a PEFT adapter and checks it against cfg.
-func LoadAdapter(dir string, cfg model.Config) (*Adapter, error) { return lora.LoadAdapter(dir, cfg) }
 
 // Merge is lora.Merge: base + adapter written as a plain model.
 func Merge(baseDir, adapterDir, outDir string) error { return lora.Merge(baseDir, adapterDir, outDir) }

@@ -235,5 +235,3 @@ func redactDSN(s string) string {
 	}
 	return s
 }
-
-func getenv(k string) string { return os.Getenv(k) }
