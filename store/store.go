@@ -97,6 +97,26 @@ type RouteVersion struct {
 	CreatedAt time.Time
 }
 
+// Job is one background job's record, such as a training run. The store
+// keeps the owner's full JSON in Record, byte for byte, and the few fields
+// lists sort and filter on as columns; it does not interpret Record, so the
+// store needs no import of the package that owns the job's shape.
+type Job struct {
+	ID      string
+	Kind    string // what runs it: "train"
+	Status  string // the owner's vocabulary: "queued", "running", "succeeded", "failed", "interrupted", ...
+	Created time.Time
+	Updated time.Time
+	Record  json.RawMessage // the whole job as JSON; must be valid JSON
+}
+
+// JobQuery selects jobs. Zero fields do not filter.
+type JobQuery struct {
+	Kind   string
+	Status []string // jobs in any of these statuses
+	Limit  int      // 0 means 50, capped at 1000
+}
+
 // Query selects captured records. Zero fields do not filter.
 type Query struct {
 	Since, Until time.Time // CreatedAt in [Since, Until)
@@ -173,6 +193,15 @@ type Store interface {
 	ListRoutes(ctx context.Context) ([]RouteVersion, error)
 	// RouteHistory returns every version of a route, oldest first; ErrNotFound when it has none.
 	RouteHistory(ctx context.Context, name string) ([]RouteVersion, error)
+
+	// SaveJob inserts j, or replaces the job with j's ID (Kind, Status,
+	// Updated and Record; Created stays as first saved). A zero Created or
+	// Updated means now.
+	SaveJob(ctx context.Context, j Job) error
+	// GetJob returns a job, or ErrNotFound.
+	GetJob(ctx context.Context, id string) (Job, error)
+	// ListJobs returns the jobs matching q, newest Created first.
+	ListJobs(ctx context.Context, q JobQuery) ([]Job, error)
 
 	Close() error
 }

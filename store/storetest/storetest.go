@@ -45,6 +45,7 @@ func Run(t *testing.T, open Open) {
 		{"Reopen", testReopen},
 		{"Usage", testUsage},
 		{"Routes", testRoutes},
+		{"Jobs", testJobs},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
