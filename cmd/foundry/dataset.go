@@ -44,11 +44,17 @@ A spec may add a judge and best-of-n resampling (after validate, before dedupe):
   judge: {model: gpt-4o-mini, rubric: "...", min_score: 7, concurrency: 8}
   best_of_n: {model: gpt-4o, n: 4, temperature: 0.8, bar: 8, only_if_below: 7}
 
+A pairwise judge keeps the rows whose answer beats another model's answer to the
+same prompt, judged twice with the answers' positions swapped (a judge that
+favours a position gives a tie, not a win):
+
+  judge: {model: gpt-4o, mode: pairwise, against: gpt-4o-mini, keep: win}   # or keep: win_or_tie
+
 Their calls go through the local gateway (FOUNDRY_ADDR, or addr in --config;
 base_url: in a section names another OpenAI-compatible endpoint, api_key_env:
 the variable holding its key) with the key in FOUNDRY_API_KEY (a virtual key
-from "foundry keys create"), else the admin key (FOUNDRY_ADMIN_KEY). Verdicts
-and teacher samples are cached in DATA_DIR/judge-cache.db (cache: in a section
+from "foundry keys create"), else the admin key (FOUNDRY_ADMIN_KEY). Verdicts,
+teacher samples and reference answers are cached in DATA_DIR/judge-cache.db (cache: in a section
 moves it), so a build that failed part-way resumes when run again without
 paying twice. See 'go doc github.com/foundryhq/foundry/dataset/judgestage'.`,
 	}

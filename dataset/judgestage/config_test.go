@@ -24,6 +24,11 @@ func TestBadSections(t *testing.T) {
 		{"bar out of range", "judge: {model: m}\nbest_of_n: {model: t, bar: 12}", "bar 12"},
 		{"too many samples", `best_of_n: {model: t, judge_model: m, n: 500}`, "n 500"},
 		{"missing key variable", `judge: {model: m, base_url: "http://example.invalid/v1", api_key_env: FOUNDRY_TEST_UNSET_KEY}`, "FOUNDRY_TEST_UNSET_KEY is not set"},
+		{"pairwise without against", `judge: {model: m, mode: pairwise}`, "against: name the model"},
+		{"pairwise with min_score", `judge: {model: m, mode: pairwise, against: r, min_score: 7}`, "min_score: a pairwise judge gives no score"},
+		{"bad keep", `judge: {model: m, mode: pairwise, against: r, keep: all}`, `keep "all"`},
+		{"bad mode", `judge: {model: m, mode: listwise}`, `mode "listwise"`},
+		{"against without pairwise", `judge: {model: m, against: r}`, "belong to mode: pairwise"},
 		{"no endpoint", `judge: {model: m}`, "base_url: no endpoint"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

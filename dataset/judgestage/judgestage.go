@@ -4,10 +4,12 @@
 // captured and priced like all traffic).
 //
 //	judge: {model: gpt-4o-mini, rubric: "...", min_score: 7, concurrency: 8}
+//	judge: {model: gpt-4o, mode: pairwise, against: gpt-4o-mini, keep: win_or_tie}
 //	best_of_n: {model: gpt-4o, n: 4, temperature: 0.8, bar: 8, only_if_below: 7}
 //
 // Verdicts and teacher samples are cached by content hash in a SQLite file
-// (DataDir/judge-cache.db by default), so a build that failed part-way (an
+// (DataDir/judge-cache.db by default), and so are a pairwise judge's
+// reference answers, so a build that failed part-way (an
 // upstream error, an interrupt) resumes when run again without paying for
 // any finished call.
 //
@@ -62,7 +64,25 @@ type JudgeConfig struct {
 	Cache       string `yaml:"cache"`       // cache file (default DATA_DIR/judge-cache.db)
 	MaxTokens   int    `yaml:"max_tokens"`  // max_tokens of a verdict; 0 sends none
 	Seed        int64  `yaml:"seed"`        // sent with every judge call
+
+	// Mode is "pointwise" (the default: a 1-10 score per row, min_score
+	// drops) or "pairwise": the Against model answers each row's prompt and
+	// the judge compares the row's answer with it, twice with the positions
+	// swapped; rows are kept by Keep.
+	Mode    string `yaml:"mode"`
+	Against string `yaml:"against"` // pairwise: the reference model (required)
+	// Keep is which pairwise outcomes keep a row: "win" (the default: the
+	// row's answer must beat the reference in both orders) or "win_or_tie".
+	Keep string `yaml:"keep"`
 }
+
+// Judge modes and pairwise keep rules.
+const (
+	ModePointwise = "pointwise"
+	ModePairwise  = "pairwise"
+	KeepWin       = "win"
+	KeepWinOrTie  = "win_or_tie"
+)
 
 // BestOfNConfig is the spec's best_of_n: section.
 type BestOfNConfig struct {
@@ -96,6 +116,13 @@ const (
 	CounterCost         = "judge cost micro-USD"
 	CounterCacheHits    = "judge cache hits"
 	CounterUnpriced     = "judge unpriced calls"
+	CounterWins         = "wins"
+	CounterTies         = "ties"
+	CounterLosses       = "losses"
+	CounterInconsistent = "inconsistent (position bias)"
+	CounterRefCalls     = "reference calls"
+	CounterRefCost      = "reference cost micro-USD"
+	CounterRefCacheHits = "reference cache hits"
 	CounterTeacherCalls = "teacher calls"
 	CounterTeacherCost  = "teacher cost micro-USD"
 	CounterReplaced     = "replaced"
@@ -106,6 +133,14 @@ const (
 
 // ReasonBelow is the judge stage's drop reason for rows scored under min.
 func ReasonBelow(min int) string { return fmt.Sprintf("judge score < %d", min) }
+
+// ReasonLost is the pairwise judge's drop reason for rows whose answer lost
+// to the reference model's.
+func ReasonLost(against string) string { return "lost to " + against }
+
+// ReasonTied is the pairwise judge's drop reason, under keep: win, for rows
+// whose answer tied with the reference model's (or the two orders disagreed).
+func ReasonTied(against string) string { return "tied with " + against }
 
 // Plugins returns the judge and best_of_n plug-ins for one
 // dataset.Build. The best_of_n stage takes its judge model and rubric from

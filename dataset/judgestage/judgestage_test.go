@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -81,9 +82,15 @@ func (f *fake) reply(req *api.ChatRequest) upstreamtest.Reply {
 	f.answered[string(body)]++
 	f.mu.Unlock()
 
-	isJudge := len(req.Messages) > 0 && req.Messages[0].Content.String() == judge.PointwiseV1
+	system := ""
+	if len(req.Messages) > 0 {
+		system = req.Messages[0].Content.String()
+	}
+	isJudge := system == judge.PointwiseV1 || system == judge.PairwiseV1
 	var content string
-	if isJudge {
+	if system == judge.PairwiseV1 {
+		content = f.prefer(req.Messages[1].Content.String())
+	} else if isJudge {
 		user := req.Messages[1].Content.String()
 		answer := user[strings.Index(user, "## Answer to grade"):]
 		switch m := marker.FindStringSubmatch(answer); {
@@ -120,6 +127,33 @@ func (f *fake) reply(req *api.ChatRequest) upstreamtest.Reply {
 	}
 	f.mu.Unlock()
 	return upstreamtest.Reply{Content: content}
+}
+
+// prefer is the pairwise judge: the answer with the higher "[q=N]" wins;
+// for equal ones it is biased to the answer shown first, so the two orders
+// disagree. An answer marked "[garbage]" gets a garbage verdict.
+func (f *fake) prefer(user string) string {
+	ia, ib := strings.Index(user, "## Answer A"), strings.Index(user, "## Answer B")
+	if ia < 0 || ib < ia {
+		f.t.Errorf("pairwise prompt without its answers: %s", user)
+		return "?"
+	}
+	a, b := user[ia:ib], user[ib:]
+	if strings.Contains(a, "[garbage]") || strings.Contains(b, "[garbage]") {
+		return "Both answers look reasonable."
+	}
+	ma, mb := marker.FindStringSubmatch(a), marker.FindStringSubmatch(b)
+	if ma == nil || mb == nil {
+		f.t.Errorf("the pairwise judge got an answer without a marker: %s", user)
+		return "?"
+	}
+	qa, _ := strconv.Atoi(ma[1])
+	qb, _ := strconv.Atoi(mb[1])
+	w := "A"
+	if qb > qa {
+		w = "B"
+	}
+	return fmt.Sprintf(`{"winner": %q, "reason": "quality %d against %d"}`, w, qa, qb)
 }
 
 func build(t *testing.T, f *fake, dataDir, spec string) (*dataset.Built, error) {

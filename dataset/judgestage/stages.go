@@ -33,6 +33,29 @@ func newJudgeStage(o Options, c JudgeConfig) (*judgeStage, error) {
 	if c.Concurrency == 0 {
 		c.Concurrency = 8
 	}
+	switch c.Mode {
+	case "", ModePointwise:
+		c.Mode = ModePointwise
+		if c.Against != "" || c.Keep != "" {
+			return nil, errors.New("against and keep belong to mode: pairwise (the default mode, pointwise, drops by min_score)")
+		}
+	case ModePairwise:
+		if c.Against == "" {
+			return nil, errors.New("against: name the model whose answers the rows must beat, e.g. against: gpt-4o-mini")
+		}
+		if c.MinScore != 0 {
+			return nil, errors.New("min_score: a pairwise judge gives no score; choose keep: win or keep: win_or_tie")
+		}
+		switch c.Keep {
+		case "":
+			c.Keep = KeepWin
+		case KeepWin, KeepWinOrTie:
+		default:
+			return nil, fmt.Errorf("keep %q: want %s or %s", c.Keep, KeepWin, KeepWinOrTie)
+		}
+	default:
+		return nil, fmt.Errorf("mode %q: want %s (the default) or %s", c.Mode, ModePointwise, ModePairwise)
+	}
 	e, err := o.endpoint(c.BaseURL, c.APIKeyEnv, c.Cache)
 	if err != nil {
 		return nil, err
@@ -54,6 +77,9 @@ func (s *judgeStage) Run(ctx context.Context, in <-chan *dataset.Example, out *d
 		return err
 	}
 	defer countJudge(out, j)
+	if s.c.Mode == ModePairwise {
+		return s.runPairwise(ctx, j, cache, in, out)
+	}
 	return dataset.RowStage{StageName: s.Name(), Workers: s.c.Concurrency, Batch: 1,
 		Decide: func(ctx context.Context, ex *dataset.Example, out *dataset.Out) (string, string, error) {
 			prompt, answer, ok := conversation(ex)
@@ -74,6 +100,74 @@ func (s *judgeStage) Run(ctx context.Context, in <-chan *dataset.Example, out *d
 			}
 			return "", "", nil
 		}}.Run(ctx, in, out)
+}
+
+// runPairwise asks the reference model for its answer to every row's
+// prompt and keeps the rows whose own answer the judge prefers (in both
+// orders), or that tie under keep: win_or_tie.
+func (s *judgeStage) runPairwise(ctx context.Context, j *judge.Judge, cache judge.Cache, in <-chan *dataset.Example, out *dataset.Out) error {
+	ref, err := judge.NewReference(judge.ReferenceOptions{Chatter: s.o.chatter(s.e, "teacher,dataset"), Model: s.c.Against,
+		Seed: s.c.Seed, MaxTokens: s.c.MaxTokens, Concurrency: s.c.Concurrency, Cache: cache, Prices: s.o.Prices, Logger: s.o.Logger})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		st := ref.Stats()
+		out.Count(CounterRefCalls, int64(st.Spent.Calls))
+		out.Count(CounterRefCost, micro(st.Spent.CostUSD))
+		out.Count(CounterRefCacheHits, int64(st.CacheHits))
+		if st.Spent.Unpriced > 0 {
+			out.Count("reference unpriced calls", int64(st.Spent.Unpriced))
+		}
+	}()
+	return dataset.RowStage{StageName: s.Name(), Workers: s.c.Concurrency, Batch: 1,
+		Decide: func(ctx context.Context, ex *dataset.Example, out *dataset.Out) (string, string, error) {
+			prompt, answer, ok := conversation(ex)
+			if !ok || len(prompt) == 0 {
+				return ReasonNoAnswer, "", nil
+			}
+			theirs, _, err := ref.Answer(ctx, prompt)
+			if err != nil {
+				return "", "", fmt.Errorf("row %s: %w (run the build again to resume: finished answers and verdicts are cached in %s)", ex.Meta.ID, err, s.e.cache)
+			}
+			p, err := j.Compare(ctx, prompt, answer, theirs, s.c.Rubric)
+			if errors.Is(err, judge.ErrGarbage) {
+				return ReasonGarbage, garbageDetail(err), nil
+			}
+			if err != nil {
+				return "", "", fmt.Errorf("row %s: %w (run the build again to resume: finished answers and verdicts are cached in %s)", ex.Meta.ID, err, s.e.cache)
+			}
+			switch p.Winner {
+			case judge.WinnerA:
+				out.Count(CounterWins, 1)
+				return "", "", nil
+			case judge.WinnerB:
+				out.Count(CounterLosses, 1)
+				return ReasonLost(s.c.Against), clip(p.Reason, 160), nil
+			}
+			out.Count(CounterTies, 1)
+			detail := clip(p.Reason, 160)
+			if !p.Consistent {
+				out.Count(CounterInconsistent, 1)
+				detail = fmt.Sprintf("the orders disagreed (shown first, the judge preferred %s; swapped, %s): %s",
+					side(p.First.Winner, s.c.Against), side(p.Swapped.Winner, s.c.Against), detail)
+			}
+			if s.c.Keep == KeepWinOrTie {
+				return "", "", nil
+			}
+			return ReasonTied(s.c.Against), detail, nil
+		}}.Run(ctx, in, out)
+}
+
+// side names a pairwise winner: the row's answer (A) or the reference's (B).
+func side(w, against string) string {
+	switch w {
+	case judge.WinnerA:
+		return "the row's answer"
+	case judge.WinnerB:
+		return against + "'s"
+	}
+	return "neither"
 }
 
 // countJudge reports what the judge's calls cost in this run; verdicts
