@@ -11,6 +11,7 @@ import (
 
 // Job statuses.
 const (
+	StatusQueued       = "queued" // submitted to the jobs API, waiting for a free runner
 	StatusRunning      = "running"
 	StatusSucceeded    = "succeeded"
 	StatusStoppedEarly = "stopped_early" // early stopping: validation loss stopped improving
@@ -47,6 +48,11 @@ type Job struct {
 	DeviceSeconds   float64 `json:"device_seconds"`
 	TokensPerSecond float64 `json:"tokens_per_second"`
 	Cost            float64 `json:"cost_usd"` // DeviceSeconds at Config.PricePerHour
+	// PeakMemoryBytes is the most memory seen at a step, of the kind
+	// MemoryKind names (MemoryProcessRSS or MemoryGoRuntime: host memory,
+	// also on XLA, where GoMLX does not expose the device's).
+	PeakMemoryBytes int64  `json:"peak_memory_bytes,omitempty"`
+	MemoryKind      string `json:"memory_kind,omitempty"`
 
 	// Artifacts maps a kind ("adapter", "model", "checkpoint", "job") to its path.
 	Artifacts map[string]string `json:"artifacts"`
@@ -58,9 +64,8 @@ type Point struct {
 	Loss float64 `json:"loss"`
 }
 
-// JobStore persists job records. DirStore writes job.json; a database-backed
-// store (the gateway's store, for the dashboard's jobs API) can implement it
-// later without touching the training loop.
+// JobStore persists job records. DirStore writes job.json; StoreJobs writes
+// the store's jobs table; MultiStore does several.
 type JobStore interface {
 	SaveJob(ctx context.Context, job *Job) error
 }

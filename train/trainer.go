@@ -160,6 +160,9 @@ type Options struct {
 	// per evaluation (through Logger). nil: no bar.
 	Progress io.Writer
 	Store    JobStore // nil: DirStore{Config.Out}
+	// ID names the job ("": the output directory's name and the config's
+	// fingerprint). The jobs API gives its own, to find the run again.
+	ID string
 	// Resume continues from Out/checkpoint when there is one.
 	Resume bool
 	// StopAfter stops after this many optimizer steps in total, with a
@@ -254,8 +257,12 @@ func Run(ctx context.Context, cfg Config, opts Options) (job *Job, err error) {
 	}
 
 	now := time.Now().UTC()
+	id := opts.ID
+	if id == "" {
+		id = filepath.Base(filepath.Clean(cfg.Out)) + "-" + cfg.fingerprint()
+	}
 	job = &Job{
-		ID: filepath.Base(filepath.Clean(cfg.Out)) + "-" + cfg.fingerprint(), Status: StatusRunning, Config: cfg,
+		ID: id, Status: StatusRunning, Config: cfg,
 		Created: now, Updated: now, Steps: steps, TrainExamples: len(trainEx), ValExamples: len(valEx),
 		Truncated: truncated, Dropped: dropped, Device: backend.Config + " (" + backend.Description() + ")",
 		Artifacts: map[string]string{"job": filepath.Join(cfg.Out, "job.json")},
@@ -391,19 +398,21 @@ func Run(ctx context.Context, cfg Config, opts Options) (job *Job, err error) {
 		st.DeviceSeconds = deviceBase + time.Since(runStart).Seconds()
 		job.Step, job.Train, job.Tokens, job.DeviceSeconds = st.Step, st.Train, st.Tokens, st.DeviceSeconds
 		tps := float64(st.Tokens) / max(st.DeviceSeconds, 1e-9)
+		mem, memKind := memoryUse()
+		job.PeakMemoryBytes, job.MemoryKind = max(job.PeakMemoryBytes, mem), memKind
 		if bar != nil {
 			desc := fmt.Sprintf("loss %.4f", loss)
 			if n := len(st.Val); n > 0 {
 				desc += fmt.Sprintf("  val %.4f", st.Val[n-1].Loss)
 			}
-			bar.Describe(fmt.Sprintf("%s  %.0f tok/s", desc, tps))
+			bar.Describe(fmt.Sprintf("%s  %.0f tok/s  mem %s", desc, tps, formatBytes(mem)))
 			_ = bar.Set(st.Step)
 		}
 
 		last := st.Step == steps
 		stop := opts.StopAfter > 0 && st.Step >= opts.StopAfter
 		if st.Step%evalEvery == 0 || last || stop {
-			attrs := []any{"step", st.Step, "of", steps, "loss", round4(loss), "lr", lr, "tokens_per_s", math.Round(tps)}
+			attrs := []any{"step", st.Step, "of", steps, "loss", round4(loss), "lr", lr, "tokens_per_s", math.Round(tps), "memory", formatBytes(mem)}
 			if len(valBatches) > 0 {
 				vl, err := evaluate()
 				if err != nil {
