@@ -12,7 +12,8 @@ import (
 	"strings"
 )
 
-// RepoInfo is the hub's answer to GET /api/models/{repo}/revision/{rev}.
+// RepoInfo is the hub's answer to GET /api/models/{repo}/revision/{rev}
+// (/api/datasets/... for a dataset repo).
 type RepoInfo struct {
 	ID       string     `json:"id"`
 	SHA      string     `json:"sha"` // the commit the revision points to
@@ -59,7 +60,7 @@ func (c *Client) Revision(ctx context.Context, repo, rev string) (*RepoInfo, err
 	if c.offline {
 		return nil, fmt.Errorf("look up %s@%s: offline mode is on (HF_HUB_OFFLINE): %w", repo, rev, ErrNotCached)
 	}
-	u := c.endpoint.String() + "/api/models/" + repo + "/revision/" + url.PathEscape(rev) + "?blobs=true"
+	u := c.endpoint.String() + "/api/" + c.repoType + "s/" + repo + "/revision/" + url.PathEscape(rev) + "?blobs=true"
 	r := request{method: http.MethodGet, url: u, repo: repo, rev: rev, follow: true}
 	resp, err := c.doRetry(ctx, r)
 	if err != nil {
@@ -84,14 +85,15 @@ func (c *Client) Revision(ctx context.Context, repo, rev string) (*RepoInfo, err
 	return &info, nil
 }
 
-// resolveURL is {endpoint}/{repo}/resolve/{rev}/{file}, rev escaped whole
-// (so "refs/pr/1" stays one segment) and file escaped per segment.
+// resolveURL is {endpoint}/{repo}/resolve/{rev}/{file} ({endpoint}/datasets/{repo}/...
+// for a dataset), rev escaped whole (so "refs/pr/1" stays one segment) and
+// file escaped per segment.
 func (c *Client) resolveURL(repo, rev, file string) string {
 	segs := strings.Split(file, "/")
 	for i, s := range segs {
 		segs[i] = url.PathEscape(s)
 	}
-	return c.endpoint.String() + "/" + repo + "/resolve/" + url.PathEscape(rev) + "/" + strings.Join(segs, "/")
+	return c.endpoint.String() + "/" + c.label(repo) + "/resolve/" + url.PathEscape(rev) + "/" + strings.Join(segs, "/")
 }
 
 // FileMetadata HEADs one file as huggingface_hub's get_hf_file_metadata does.

@@ -10,9 +10,18 @@ import (
 
 var linkSeq atomic.Int64 // tells apart temporary links made at once in one process
 
-// repoDir is {cache}/models--org--name.
+// repoDir is {cache}/models--org--name (datasets--org--name for datasets).
 func (c *Client) repoDir(repo string) string {
-	return filepath.Join(c.cacheDir, RepoFolderName(repo))
+	return filepath.Join(c.cacheDir, RepoFolderNameOf(c.repoType, repo))
+}
+
+// label is how messages name repo: "org/name" for a model,
+// "datasets/org/name" for a dataset (its path on the hub).
+func (c *Client) label(repo string) string {
+	if c.repoType == RepoTypeDataset {
+		return "datasets/" + repo
+	}
+	return repo
 }
 
 // SnapshotDir is where the files of repo at commit live in the cache (it
@@ -26,7 +35,7 @@ func (c *Client) blobPath(repo, etag string) string {
 }
 
 func (c *Client) lockPath(repo, etag string) string {
-	return filepath.Join(c.cacheDir, ".locks", RepoFolderName(repo), etag+".lock")
+	return filepath.Join(c.cacheDir, ".locks", RepoFolderNameOf(c.repoType, repo), etag+".lock")
 }
 
 func (c *Client) refPath(repo, rev string) string {

@@ -65,7 +65,7 @@ func (c *Client) Download(ctx context.Context, repo, rev, file string) (string, 
 		commit = rev
 	}
 	if !c.pointerPresent(repo, commit, file) {
-		p := c.newProgress(repo, max(m.Size, 0), 1)
+		p := c.newProgress(c.label(repo), max(m.Size, 0), 1)
 		err := c.fetchBlob(ctx, repo, file, m, p)
 		p.finish(err)
 		if err != nil {

@@ -162,7 +162,8 @@ func (c *Client) statusError(resp *http.Response, r request) error {
 		hubMsg = strings.TrimSpace(string(b))
 	}
 	e := &StatusError{Status: resp.StatusCode, Code: code, URL: r.url}
-	what := r.repo
+	name := c.label(r.repo)
+	what := name
 	if r.rev != "" {
 		what += "@" + r.rev
 	}
@@ -174,18 +175,18 @@ func (c *Client) statusError(resp *http.Response, r request) error {
 	case code == "GatedRepo":
 		e.kind = ErrGated
 		if c.token == "" {
-			e.Message = fmt.Sprintf("%s is a gated model: accept its terms at %s/%s, then set HF_TOKEN to a read token of that account (or run `huggingface-cli login`)", r.repo, c.endpoint, r.repo)
+			e.Message = fmt.Sprintf("%s is a gated %s: accept its terms at %s/%s, then set HF_TOKEN to a read token of that account (or run `huggingface-cli login`)", r.repo, c.repoType, c.endpoint, name)
 		} else {
-			e.Message = fmt.Sprintf("%s is a gated model and the token in use (HF_TOKEN or $HF_HOME/token) has no access: accept its terms at %s/%s with that token's account (some need the authors' approval), then retry", r.repo, c.endpoint, r.repo)
+			e.Message = fmt.Sprintf("%s is a gated %s and the token in use (HF_TOKEN or $HF_HOME/token) has no access: accept its terms at %s/%s with that token's account (some need the authors' approval), then retry", r.repo, c.repoType, c.endpoint, name)
 		}
 		hubMsg = "" // the hub's text says the same, less usefully
 	case code == "RepoNotFound" || (resp.StatusCode == http.StatusNotFound && code == "" && r.file == ""):
 		e.kind = ErrRepoNotFound
-		e.Message = fmt.Sprintf("model %s not found on %s: check the name; if it is private, %s", r.repo, c.endpoint, tokenHint)
+		e.Message = fmt.Sprintf("%s %s not found on %s: check the name; if it is private, %s", c.repoType, r.repo, c.endpoint, tokenHint)
 		hubMsg = ""
 	case code == "RevisionNotFound":
 		e.kind = ErrRevisionNotFound
-		e.Message = fmt.Sprintf("revision %q not found in %s: check the branch, tag or commit sha", r.rev, r.repo)
+		e.Message = fmt.Sprintf("revision %q not found in %s: check the branch, tag or commit sha", r.rev, name)
 	case code == "EntryNotFound" || resp.StatusCode == http.StatusNotFound:
 		e.kind = ErrEntryNotFound
 		e.Message = fmt.Sprintf("file %q not found in %s: check the file name and revision", r.file, what)

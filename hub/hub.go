@@ -1,12 +1,16 @@
-// Package hub downloads models from the Hugging Face hub into the cache that
-// the Python huggingface_hub library uses, so a model fetched by either is
-// found by the other:
+// Package hub downloads models and datasets from the Hugging Face hub into
+// the cache that the Python huggingface_hub library uses, so a repo fetched
+// by either is found by the other:
 //
-//	{cache}/models--{org}--{name}/
+//	{cache}/models--{org}--{name}/           (datasets--{org}--{name}/ for dataset repos)
 //	    blobs/{etag}                         file contents, named by sha256 (LFS) or git blob sha1
 //	    snapshots/{commit}/{filename}        relative symlinks to ../../blobs/{etag}
 //	    refs/{revision}                      the commit sha a branch or tag pointed to
 //	{cache}/.locks/models--{org}--{name}/{etag}.lock
+//
+// A dataset repo is the same with Options.RepoType "dataset": its API is
+// /api/datasets/{repo}/revision/{rev} and its files are under
+// /datasets/{repo}/resolve/{rev}/{file}.
 //
 // Downloads resume from blobs/{etag}.incomplete with Range requests, are
 // verified against the etag (sha256 for LFS files, git blob sha1 for small
@@ -35,9 +39,19 @@ const DefaultEndpoint = "https://huggingface.co"
 // DefaultRevision is the branch pulled when none is named.
 const DefaultRevision = "main"
 
+// Repo types: which kind of repo a Client reads.
+const (
+	RepoTypeModel   = "model"
+	RepoTypeDataset = "dataset"
+)
+
 // Options configure a Client. The zero value reads the same environment
 // variables as huggingface_hub; a field that is set wins over its variable.
 type Options struct {
+	// RepoType is RepoTypeModel (the default, also when "") or
+	// RepoTypeDataset: the kind of repo every call of the Client names.
+	RepoType string
+
 	// Endpoint is the hub's base URL: $HF_ENDPOINT, else https://huggingface.co.
 	Endpoint string
 	// Token is sent as "Authorization: Bearer" to the hub host only (never to
@@ -56,7 +70,8 @@ type Options struct {
 
 	// Include and Exclude filter a snapshot's files with fnmatch-style globs
 	// ("*" also matches "/"; a pattern ending in "/" means everything below).
-	// Empty Include means DefaultInclude plus DefaultExclude (see filter.go).
+	// Empty Include means DefaultInclude plus DefaultExclude (see filter.go)
+	// for a model repo, every file for a dataset repo.
 	Include []string
 	Exclude []string
 
@@ -79,6 +94,7 @@ type Options struct {
 
 // Client talks to one hub and one cache. Its methods are safe for concurrent use.
 type Client struct {
+	repoType string
 	endpoint *url.URL
 	token    string
 	cacheDir string
@@ -98,6 +114,13 @@ func New(opts Options) (*Client, error) {
 	ep, err := url.Parse(strings.TrimRight(opts.Endpoint, "/"))
 	if err != nil || (ep.Scheme != "http" && ep.Scheme != "https") || ep.Host == "" {
 		return nil, fmt.Errorf("hub endpoint %q is not an http(s) URL: fix HF_ENDPOINT or --endpoint", opts.Endpoint)
+	}
+	switch opts.RepoType {
+	case "":
+		opts.RepoType = RepoTypeModel
+	case RepoTypeModel, RepoTypeDataset:
+	default:
+		return nil, fmt.Errorf("hub repo type %q: want %q or %q", opts.RepoType, RepoTypeModel, RepoTypeDataset)
 	}
 	if opts.Token == "" {
 		opts.Token = envToken()
@@ -128,6 +151,7 @@ func New(opts Options) (*Client, error) {
 	own := *hc
 	own.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &Client{
+		repoType: opts.RepoType,
 		endpoint: ep,
 		token:    opts.Token,
 		cacheDir: opts.CacheDir,
@@ -136,6 +160,9 @@ func New(opts Options) (*Client, error) {
 		opts:     opts,
 	}, nil
 }
+
+// RepoType is the kind of repo the Client reads: RepoTypeModel or RepoTypeDataset.
+func (c *Client) RepoType() string { return c.repoType }
 
 // CacheDir is the hub cache directory the Client reads and writes.
 func (c *Client) CacheDir() string { return c.cacheDir }

@@ -64,9 +64,25 @@ func ValidateFilename(name string) error {
 // IsCommit reports whether rev is a full 40-hex commit sha.
 func IsCommit(rev string) bool { return commitPattern.MatchString(rev) }
 
-// RepoFolderName is the repo's directory in the cache: "models--org--name".
+// RepoFolderName is a model repo's directory in the cache: "models--org--name".
 func RepoFolderName(repo string) string {
-	return "models--" + strings.ReplaceAll(repo, "/", "--")
+	return RepoFolderNameOf(RepoTypeModel, repo)
+}
+
+// RepoFolderNameOf is the directory in the cache of a repo of repoType
+// ("model" or "dataset"), as huggingface_hub names it: "datasets--org--name".
+func RepoFolderNameOf(repoType, repo string) string {
+	if repoType == "" {
+		repoType = RepoTypeModel
+	}
+	return repoType + "s--" + strings.ReplaceAll(repo, "/", "--")
+}
+
+// ParseDatasetRef splits a dataset reference, "ORG/NAME[@rev]" or
+// "datasets/ORG/NAME[@rev]" (the hub's URL path), into repo id and revision
+// ("main" when absent) and validates both.
+func ParseDatasetRef(s string) (repo, rev string, err error) {
+	return ParseRepoRef(strings.TrimPrefix(s, "datasets/"))
 }
 
 // ParseRepoRef splits "ORG/NAME[@rev]" into repo id and revision ("main"

@@ -49,7 +49,11 @@ func (c *Client) Snapshot(ctx context.Context, repo, rev string) (string, error)
 	for _, f := range info.Siblings {
 		names = append(names, f.Name)
 	}
-	filter := newFileFilter(c.opts.Include, c.opts.Exclude, names)
+	include := c.opts.Include
+	if len(include) == 0 && c.repoType == RepoTypeDataset {
+		include = []string{"*"} // a dataset repo's files are all data: no default selection
+	}
+	filter := newFileFilter(include, c.opts.Exclude, names)
 	var want []string
 	for _, n := range names {
 		if filter.match(n) {
@@ -59,7 +63,7 @@ func (c *Client) Snapshot(ctx context.Context, repo, rev string) (string, error)
 	sort.Strings(want)
 	if len(want) == 0 {
 		return "", fmt.Errorf("no file of %s@%s matches the filters (include %s, exclude %s); the repo has: %s",
-			repo, rev, patterns(c.opts.Include, DefaultInclude), patterns(c.opts.Exclude, nil), preview(names))
+			c.label(repo), rev, patterns(include, DefaultInclude), patterns(c.opts.Exclude, nil), preview(names))
 	}
 	var missing []string
 	for _, n := range want {
@@ -96,7 +100,7 @@ func (c *Client) fetchAll(ctx context.Context, repo, commit string, files []stri
 	for _, m := range metas {
 		total += max(m.Size, 0)
 	}
-	p := c.newProgress(repo, total, len(files))
+	p := c.newProgress(c.label(repo), total, len(files))
 	err := c.parallel(ctx, cancel, len(files), func(i int) error {
 		if err := c.fetchBlob(ctx, repo, files[i], metas[i], p); err != nil {
 			return err

@@ -70,3 +70,49 @@ func TestPullCommand(t *testing.T) {
 		t.Fatalf("bad id: %v", err)
 	}
 }
+
+func TestPullDataset(t *testing.T) {
+	for _, k := range []string{"HF_TOKEN", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "HF_TOKEN_PATH"} {
+		t.Setenv(k, "")
+	}
+	h := hubtest.New(t)
+	commit := h.Commit("datasets/org/chats", "main", map[string][]byte{
+		"data/train.parquet": bytes.Repeat([]byte{3}, 4096), // LFS, from the CDN
+		"data/more.jsonl":    []byte(`{"messages":[]}` + "\n"),
+		"README.md":          []byte("# chats\n"),
+	})
+	t.Setenv("HF_ENDPOINT", h.URL)
+	t.Setenv("HF_HOME", t.TempDir())
+	cache := t.TempDir()
+	want := filepath.Join(cache, "datasets--org--chats", "snapshots", commit)
+
+	for _, args := range [][]string{{"--dataset", "org/chats@main"}, {"datasets/org/chats"}} {
+		out, errOut, err := runPull(t, append(args, "--cache-dir", cache)...)
+		if err != nil {
+			t.Fatalf("pull %v: %v\n%s", args, err, errOut)
+		}
+		if out != want+"\n" {
+			t.Fatalf("pull %v: stdout %q, want the snapshot path %q", args, out, want)
+		}
+	}
+	for _, name := range []string{"data/train.parquet", "data/more.jsonl", "README.md"} {
+		if _, err := os.Stat(filepath.Join(want, filepath.FromSlash(name))); err != nil {
+			t.Errorf("a dataset pull fetches every file: %v", err)
+		}
+	}
+	if n := h.Count("hub", "GET", "/api/datasets/org/chats/revision/main"); n != 2 {
+		t.Errorf("%d dataset API lookups, want 2", n)
+	}
+
+	// Offline, the cached snapshot is found without the hub.
+	t.Setenv("HF_HUB_OFFLINE", "1")
+	h.ResetRequests()
+	out, _, err := runPull(t, "--dataset", "org/chats", "--cache-dir", cache)
+	if err != nil || out != want+"\n" || len(h.Requests()) != 0 {
+		t.Fatalf("offline pull: %q, %v, %d requests", out, err, len(h.Requests()))
+	}
+	_, _, err = runPull(t, "--dataset", "org/other", "--cache-dir", cache)
+	if err == nil || !strings.Contains(err.Error(), "HF_HUB_OFFLINE") {
+		t.Fatalf("offline pull of an uncached dataset: %v", err)
+	}
+}

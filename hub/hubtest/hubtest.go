@@ -5,6 +5,11 @@
 // X-Error-Code answers, and injected faults (an error status, a connection
 // cut after N bytes, a corrupted payload).
 //
+// Dataset repos are served like model repos, under the hub's dataset paths
+// (/api/datasets/{id}/revision/{rev}, /datasets/{id}/resolve/{rev}/{file})
+// with the same headers; the fake's methods name them "datasets/ORG/NAME"
+// (Commit("datasets/org/data", "main", files), SetPrivate, Grant, Tag...).
+//
 // Both servers listen on 127.0.0.1 on different ports, so they are different
 // hosts to a client: the CDN rejects requests carrying an Authorization
 // header, as S3 presigned URLs do. Every request is recorded.
@@ -251,19 +256,21 @@ func (h *Hub) Rename(oldID, newID string) {
 	h.renamed[oldID] = newID
 }
 
-// redirectRenamed answers a request for a renamed repo; it reports whether it did.
-func (h *Hub) redirectRenamed(w http.ResponseWriter, r *http.Request, escPrefix, escRepo, escRest string) bool {
+// redirectRenamed answers a request for a renamed repo; it reports whether
+// it did. kind is the prefix of the fake's key for the repo ("datasets/"
+// for the dataset API, whose path lacks it).
+func (h *Hub) redirectRenamed(w http.ResponseWriter, r *http.Request, kind, escPrefix, escRepo, escRest string) bool {
 	id, err := url.PathUnescape(escRepo)
 	if err != nil {
 		return false
 	}
 	h.mu.Lock()
-	newID, ok := h.renamed[id]
+	newID, ok := h.renamed[kind+id]
 	h.mu.Unlock()
 	if !ok {
 		return false
 	}
-	loc := escPrefix + newID + escRest
+	loc := escPrefix + strings.TrimPrefix(newID, kind) + escRest
 	if r.URL.RawQuery != "" {
 		loc += "?" + r.URL.RawQuery
 	}
@@ -382,10 +389,14 @@ func (h *Hub) access(w http.ResponseWriter, r *http.Request, id string) *repo {
 		return nil
 	}
 	if rp.gated && !granted {
+		what := "model " + id
+		if name, ok := strings.CutPrefix(id, "datasets/"); ok {
+			what = "dataset " + name
+		}
 		if tok == "" {
-			hubError(w, http.StatusUnauthorized, "GatedRepo", "Access to model "+id+" is restricted. You must have access to it and be authenticated to access it. Please log in.")
+			hubError(w, http.StatusUnauthorized, "GatedRepo", "Access to "+what+" is restricted. You must have access to it and be authenticated to access it. Please log in.")
 		} else {
-			hubError(w, http.StatusForbidden, "GatedRepo", "Access to model "+id+" is restricted and you are not in the authorized list. Visit "+h.URL+"/"+id+" to ask for access.")
+			hubError(w, http.StatusForbidden, "GatedRepo", "Access to "+what+" is restricted and you are not in the authorized list. Visit "+h.URL+"/"+id+" to ask for access.")
 		}
 		return nil
 	}
@@ -406,9 +417,15 @@ func (h *Hub) commitOf(rp *repo, rev string) (string, map[string]*file) {
 func (h *Hub) serveHub(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.EscapedPath()
 	if rest, ok := strings.CutPrefix(p, "/api/models/"); ok {
-		h.serveRevision(w, r, rest)
+		h.serveRevision(w, r, "", rest)
 		return
 	}
+	if rest, ok := strings.CutPrefix(p, "/api/datasets/"); ok {
+		h.serveRevision(w, r, "datasets/", rest)
+		return
+	}
+	// A dataset's resolve path, /datasets/{org}/{name}/resolve/..., names the
+	// repo the fake keeps as "datasets/{org}/{name}".
 	if i := strings.Index(p, "/resolve/"); i > 0 {
 		h.serveResolve(w, r, p[1:i], p[i+len("/resolve/"):])
 		return
@@ -423,7 +440,9 @@ type sibling struct {
 	LFS    map[string]any `json:"lfs,omitempty"`
 }
 
-func (h *Hub) serveRevision(w http.ResponseWriter, r *http.Request, rest string) {
+// serveRevision answers the revision API; kind is "" for models and
+// "datasets/" for datasets (the prefix of the fake's key for the repo).
+func (h *Hub) serveRevision(w http.ResponseWriter, r *http.Request, kind, rest string) {
 	if r.Method != http.MethodGet {
 		hubError(w, http.StatusMethodNotAllowed, "", "method not allowed")
 		return
@@ -442,7 +461,11 @@ func (h *Hub) serveRevision(w http.ResponseWriter, r *http.Request, rest string)
 	if i := strings.Index(rest, "/revision/"); i >= 0 {
 		escRepo, escRev = rest[:i], rest[i+len("/revision/"):]
 	}
-	if h.redirectRenamed(w, r, "/api/models/", escRepo, strings.TrimPrefix(rest, escRepo)) {
+	api := "/api/models/"
+	if kind != "" {
+		api = "/api/" + kind
+	}
+	if h.redirectRenamed(w, r, kind, api, escRepo, strings.TrimPrefix(rest, escRepo)) {
 		return
 	}
 	id, err1 := url.PathUnescape(escRepo)
@@ -451,7 +474,7 @@ func (h *Hub) serveRevision(w http.ResponseWriter, r *http.Request, rest string)
 		hubError(w, http.StatusBadRequest, "", "bad path")
 		return
 	}
-	rp := h.access(w, r, id)
+	rp := h.access(w, r, kind+id)
 	if rp == nil {
 		return
 	}
@@ -483,12 +506,16 @@ func (h *Hub) serveRevision(w http.ResponseWriter, r *http.Request, rest string)
 	if rp.gated {
 		gated = "manual"
 	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{
-		"_id": sha[:24], "id": id, "modelId": id, "sha": sha, "private": rp.private, "gated": gated,
+	info := map[string]any{
+		"_id": sha[:24], "id": id, "sha": sha, "private": rp.private, "gated": gated,
 		"disabled": false, "lastModified": time.Unix(1700000000, 0).UTC().Format(time.RFC3339),
 		"tags": []string{}, "siblings": sibs,
-	})
+	}
+	if kind == "" {
+		info["modelId"] = id
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(info)
 }
 
 func (h *Hub) serveResolve(w http.ResponseWriter, r *http.Request, escRepo, rest string) {
@@ -496,7 +523,7 @@ func (h *Hub) serveResolve(w http.ResponseWriter, r *http.Request, escRepo, rest
 		hubError(w, http.StatusMethodNotAllowed, "", "method not allowed")
 		return
 	}
-	if h.redirectRenamed(w, r, "/", escRepo, "/resolve/"+rest) {
+	if h.redirectRenamed(w, r, "", "/", escRepo, "/resolve/"+rest) {
 		return
 	}
 	escRev, escFile, _ := strings.Cut(rest, "/")
