@@ -7,7 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/foundryhq/foundry/config"
 	"github.com/foundryhq/foundry/hub"
+	"github.com/foundryhq/foundry/store"
 	"github.com/foundryhq/foundry/train"
 )
 
@@ -16,6 +18,8 @@ func newTrainCmd() *cobra.Command {
 		cfg     train.Config
 		targets string
 		resume  bool
+		db      string
+		cfgPath string
 	)
 	cmd := &cobra.Command{
 		Use:   "train --base DIR|ORG/NAME --data FILE.jsonl --out DIR",
@@ -30,7 +34,9 @@ config.json then starts from random weights).
 
 --out also gets job.json (status, config, loss curves, device-seconds, cost)
 and checkpoint/ (adapter, optimizer state, step), from which --resume
-continues exactly where a run stopped.`,
+continues exactly where a run stopped. The job is also recorded in the
+store, where the dashboard and the jobs API (/api/v1/jobs) find it: --db,
+else FOUNDRY_DB or --config's db, else ./foundry.db when that file exists.`,
 		Example: `  foundry train --base ./tiny-llama --data chats.jsonl --out ./support-v1
   foundry train --base Qwen/Qwen2.5-0.5B-Instruct --data train.jsonl --val val.jsonl --out ./qwen-support \
       --rank 16 --alpha 32 --targets q,k,v,o,gate,up,down --lr 2e-4 --epochs 2 --batch 8 --accum 2`,
@@ -57,8 +63,16 @@ continues exactly where a run stopped.`,
 				}
 				cfg.LoRA.Targets = t
 			}
-			log := engineLogger(cmd)
-			job, err := train.Run(cmd.Context(), cfg, train.Options{Logger: log, Progress: cmd.ErrOrStderr(), Resume: resume})
+			opts := train.Options{Logger: engineLogger(cmd), Progress: cmd.ErrOrStderr(), Resume: resume}
+			st, err := trainStore(cmd, db, cfgPath)
+			if err != nil {
+				return err
+			}
+			if st != nil {
+				defer st.Close()
+				opts.Store = train.MultiStore{train.DirStore{Dir: cfg.Out}, train.StoreJobs{Store: st}}
+			}
+			job, err := train.Run(cmd.Context(), cfg, opts)
 			if job != nil {
 				out := cmd.OutOrStdout()
 				fmt.Fprintf(out, "job %s: %s after %d/%d steps\n", job.ID, job.Status, job.Step, job.Steps)
@@ -116,5 +130,27 @@ continues exactly where a run stopped.`,
 	f.Float64Var(&cfg.PricePerHour, "price-per-hour", 0, "device cost in $/hour, for the job's cost")
 	f.StringVar(&cfg.Backend, "backend", "", `backend: "go", "xla:cuda" or "xla:cpu" (default: automatic)`)
 	f.BoolVar(&resume, "resume", false, "continue from --out/checkpoint if there is one")
+	f.StringVar(&db, "db", "", "store to record the job in too (SQLite path or postgres:// URL; default FOUNDRY_DB, --config's db, or ./foundry.db when it exists)")
+	f.StringVarP(&cfgPath, "config", "c", "", "config file (for the store location; FOUNDRY_DB overrides)")
 	return cmd
+}
+
+// trainStore opens the store foundry train records its job in besides
+// job.json: --db, else FOUNDRY_DB or the config file's, else ./foundry.db
+// when it exists. nil, nil when there is none: a training run needs no
+// gateway, and creating a database nobody asked for would only confuse.
+func trainStore(cmd *cobra.Command, db, cfgPath string) (store.Store, error) {
+	if db == "" {
+		if cfgPath == "" && os.Getenv("FOUNDRY_DB") == "" {
+			if _, err := os.Stat("foundry.db"); err != nil {
+				return nil, nil
+			}
+		}
+		cfg, err := config.Load(cfgPath, nil)
+		if err != nil {
+			return nil, err
+		}
+		db = cfg.DB
+	}
+	return openStore(cmd.Context(), db)
 }

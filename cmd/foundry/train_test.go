@@ -10,6 +10,9 @@ import (
 	"testing"
 
 	"github.com/foundryhq/foundry/model"
+	"github.com/foundryhq/foundry/store"
+	"github.com/foundryhq/foundry/store/sqlite"
+	"github.com/foundryhq/foundry/train"
 	"github.com/spf13/cobra"
 )
 
@@ -44,7 +47,8 @@ func TestTrainAndMerge(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(tmp, "adapter")
-	stdout, err := trainCLI(t, newTrainCmd(), "--base", dir, "--data", jsonl, "--out", out, "--backend", "go",
+	db := filepath.Join(tmp, "foundry.db")
+	stdout, err := trainCLI(t, newTrainCmd(), "--base", dir, "--data", jsonl, "--out", out, "--backend", "go", "--db", db,
 		"--rank", "4", "--alpha", "8", "--batch", "4", "--epochs", "2", "--lr", "1e-3", "--val-fraction", "0.25", "--targets", "q,v,down")
 	if err != nil {
 		t.Fatalf("train: %v\n%s", err, stdout)
@@ -58,6 +62,15 @@ func TestTrainAndMerge(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Errorf("train wrote no %s: %v", f, err)
 		}
+	}
+	st, err := sqlite.Open(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := st.ListJobs(t.Context(), store.JobQuery{Kind: train.JobKind})
+	st.Close()
+	if err != nil || len(jobs) != 1 || jobs[0].Status != train.StatusSucceeded {
+		t.Errorf("--db has jobs %+v, %v; want the one succeeded run", jobs, err)
 	}
 	merged := filepath.Join(tmp, "merged")
 	if _, err := trainCLI(t, newMergeCmd(), "--base", dir, "--adapter", out, "--out", merged); err != nil {
