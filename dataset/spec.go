@@ -22,6 +22,7 @@ import (
 //	  - store: {routes: [support-bot], tags: [prod], min_score: 0.7, since: 2026-01-01T00:00:00Z}
 //	  - file: scavenged/alpaca.jsonl   # format detected, or format: alpaca
 //	    weight: 0.5
+//	  - file: hf://datasets/org/chats@v1/data/train.parquet   # a file of a hub dataset repo
 //	validate: {json: true, max_tokens: 2000, must_not_match: ["(?i)as an ai"]}
 //	dedupe: {threshold: 0.85}
 //	scrub: {types: [EMAIL, PHONE, CARD, IBAN, IP, SECRET]}
@@ -43,7 +44,9 @@ type Spec struct {
 	Sample int `yaml:"sample" json:"sample,omitempty"`
 }
 
-// SourceSpec is one source: the store (with a selection) or a file.
+// SourceSpec is one source: the store (with a selection) or a file. A file
+// named hf://datasets/ORG/NAME[@rev]/PATH is a file of a Hugging Face
+// dataset repo, fetched into the hub cache (see HubSource).
 type SourceSpec struct {
 	Store  *Selection `yaml:"store" json:"store,omitempty"`
 	File   string     `yaml:"file" json:"file,omitempty"`
@@ -92,6 +95,11 @@ func (s *Spec) Check() error {
 			errs = append(errs, fmt.Errorf("sources[%d]: give store or file, not both", i))
 		case src.Store == nil && src.File == "":
 			errs = append(errs, fmt.Errorf("sources[%d]: give store: {...} or file: PATH", i))
+		}
+		if IsHubFile(src.File) {
+			if _, err := ParseHubFile(src.File); err != nil {
+				errs = append(errs, fmt.Errorf("sources[%d].file %w", i, err))
+			}
 		}
 		if src.Weight < 0 {
 			errs = append(errs, fmt.Errorf("sources[%d].weight %v must not be negative", i, src.Weight))
@@ -172,8 +180,11 @@ func (s *Spec) Stages(ctx context.Context, plugins map[string]Plugin, tmpDir str
 	return append(stages, sp), nil
 }
 
-// Source builds the spec's source: one source, or a Mix of several.
-func (s *Spec) Source(st store.Store) (Source, error) {
+// Source builds the spec's source: one source, or a Mix of several. Hub
+// files (hf://...) are fetched with a hub client from the environment.
+func (s *Spec) Source(st store.Store) (Source, error) { return s.source(st, HubOptions{}) }
+
+func (s *Spec) source(st store.Store, ho HubOptions) (Source, error) {
 	var parts []MixPart
 	for i, src := range s.Sources {
 		if src.Store != nil {
@@ -181,6 +192,14 @@ func (s *Spec) Source(st store.Store) (Source, error) {
 				return nil, fmt.Errorf("sources[%d]: selecting from the store needs a store (is the database configured?)", i)
 			}
 			parts = append(parts, MixPart{Source: &StoreSource{Store: st, Select: *src.Store}, Weight: src.Weight, Label: "store"})
+			continue
+		}
+		if IsHubFile(src.File) {
+			f, err := ParseHubFile(src.File)
+			if err != nil {
+				return nil, fmt.Errorf("sources[%d].file %w", i, err)
+			}
+			parts = append(parts, MixPart{Source: &HubSource{File: f, Format: src.Format, Hub: ho}, Weight: src.Weight, Label: src.File})
 			continue
 		}
 		parts = append(parts, MixPart{Source: &FileSource{Path: src.File, Format: src.Format}, Weight: src.Weight, Label: src.File})

@@ -105,6 +105,8 @@ type BuildOptions struct {
 	DataDir string      // default DefaultDataDir
 	// Plugins build the judge and best_of_n stages when the spec has them.
 	Plugins map[string]Plugin
+	// Hub fetches hf:// file sources (default: a client from the environment).
+	Hub HubOptions
 	// Progress is called every 1024 source rows; Total (if the caller wants a
 	// bar) comes from CountSource.
 	Progress func(rows int64)
@@ -145,7 +147,7 @@ func Build(ctx context.Context, spec *Spec, o BuildOptions) (*Built, error) {
 	}
 	defer os.RemoveAll(tmp)
 
-	src, err := spec.Source(o.Store)
+	src, err := spec.source(o.Store, o.Hub)
 	if err != nil {
 		return nil, err
 	}

@@ -35,9 +35,10 @@ scrubs PII and splits them, and stores the result under the data dir as
 datasets/NAME/HASH12/ (train.jsonl, val.jsonl, test.jsonl in OpenAI fine-tuning
 format, and manifest.json with the spec, the funnel, a token histogram and a sample).
 
-A Hugging Face dataset repo, once downloaded, is files like any other: name them
-with --file (or file: in a spec). "foundry pull" fetches model repos today; use
-"huggingface-cli download --repo-type dataset ORG/NAME" for dataset repos.
+A file of a Hugging Face dataset repo is named hf://datasets/ORG/NAME[@rev]/PATH
+(with --file, or file: in a spec); it is downloaded into the hub cache that
+"foundry pull --dataset" and huggingface_hub use (resumed, checksummed), or read
+from it offline (HF_HUB_OFFLINE=1). HF_ENDPOINT and HF_TOKEN are honoured.
 
 A spec may add a judge and best-of-n resampling (after validate, before dedupe):
 
@@ -182,7 +183,7 @@ func newDatasetBuildCmd() *cobra.Command {
 			}
 			progress, done := newProgress(cmd.ErrOrStderr(), total)
 			built, err := dataset.Build(ctx, spec, dataset.BuildOptions{Store: st, DataDir: dataDir, Progress: progress,
-				Plugins: plugins, Logger: newLogger(cmd, false)})
+				Plugins: plugins, Logger: newLogger(cmd, false), Hub: dataset.HubOptions{Progress: cmd.ErrOrStderr()}})
 			done()
 			if err != nil {
 				return err
@@ -202,7 +203,7 @@ func newDatasetBuildCmd() *cobra.Command {
 	f.StringVarP(&cfgPath, "config", "c", "", "config file (for the store location; FOUNDRY_DB overrides)")
 	dataDirFlag(cmd, &dataDir)
 	f.StringVar(&name, "name", "", "dataset name (without --spec)")
-	f.StringArrayVar(&files, "file", nil, "import a dataset file (OpenAI JSONL, ShareGPT, Alpaca or Parquet; repeatable)")
+	f.StringArrayVar(&files, "file", nil, "import a dataset file (OpenAI JSONL, ShareGPT, Alpaca or Parquet; or hf://datasets/ORG/NAME[@rev]/PATH; repeatable)")
 	f.StringArrayVar(&schemaFile, "schema", nil, "JSON Schema file the answers must match (implies --json-answers)")
 	f.BoolVar(&jsonAnswers, "json-answers", false, "drop answers that are not valid JSON")
 	f.IntVar(&maxTokens, "max-tokens", 0, "drop answers longer than this many approximate tokens (chars/4)")

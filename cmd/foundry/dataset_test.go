@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/foundryhq/foundry/api"
+	"github.com/foundryhq/foundry/hub/hubtest"
 	"github.com/foundryhq/foundry/store"
 	"github.com/foundryhq/foundry/store/sqlite"
 )
@@ -107,5 +108,32 @@ func TestDatasetCommands(t *testing.T) {
 	os.WriteFile(spec, []byte("name: x\nsources:\n  - file: a.jsonl\nsplit:\n  trian: 0.9\n"), 0o644)
 	if _, _, err := runDataset(t, "build", "--spec", spec, "--data-dir", data); err == nil || !strings.Contains(err.Error(), "[5:3] unknown field \"trian\"") {
 		t.Errorf("bad spec: %v", err)
+	}
+}
+
+// TestDatasetBuildFromHub imports a file of a dataset repo on a fake hub
+// with --file hf://..., showing the download on stderr.
+func TestDatasetBuildFromHub(t *testing.T) {
+	h := hubtest.New(t)
+	cache := t.TempDir()
+	h.Setenv(t, cache)
+	var lines strings.Builder
+	for i := range 6 {
+		fmt.Fprintf(&lines, `{"instruction": "Name the color number %d.", "output": "Color %d is called shade-%d."}`+"\n", i, i, i*13)
+	}
+	h.Commit("datasets/org/colors", "main", map[string][]byte{"train.jsonl": []byte(lines.String())})
+	data := t.TempDir()
+	out, errOut, err := runDataset(t, "build", "--name", "colors", "--data-dir", data, "--file", "hf://datasets/org/colors/train.jsonl", "--split", "1,0,0")
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, errOut)
+	}
+	if !strings.Contains(out, "rows: train 6, val 0, test 0") {
+		t.Errorf("build output:\n%s", out)
+	}
+	if !strings.Contains(errOut, "pull datasets/org/colors: downloading 1 file(s)") {
+		t.Errorf("no download progress on stderr:\n%s", errOut)
+	}
+	if _, err := os.Stat(filepath.Join(cache, "datasets--org--colors")); err != nil {
+		t.Errorf("the file is not in the hub cache: %v", err)
 	}
 }
