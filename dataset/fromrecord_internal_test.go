@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"os"
+	"reflect"
 	"testing"
 
 	"github.com/foundryhq/foundry/api"
@@ -120,5 +121,88 @@ func TestRowSpoolRoundTrip(t *testing.T) {
 		if string(wb) != string(gb) {
 			t.Errorf("row %d:\n got  %s\n want %s", i, gb, wb)
 		}
+	}
+}
+
+// plainSeeds are bodies of the shapes scanPlain reads and the ones it must
+// leave to encoding/json.
+var plainSeeds = []string{
+	`{"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":"hi","name":"ann"}],"temperature":0.2}`,
+	`{"messages":[],"parallel_tool_calls":true,"tools":null}`,
+	`{"messages":[{"role":"user","content":null,"tool_calls":null,"tool_call_id":"c","refusal":"no"}],"parallel_tool_calls":false}`,
+	` { "messages" : [ { "role" : "user" , "content" : "a\"b\\c\/d\b\f\n\r\t\u00e9\ud83d\ude00\ud800x\udc00\u0041" } ] } `,
+	`{"messages":[{"role":"user","content":"caf\u00e9 ünïcödé 日本"}],"n":-0.5e+10,"x":[1,2.25,-3E-2,{"a":[true,false,null]}],"s":"\u00ff"}`,
+	`{"Messages":[{"role":"user","content":"case"}]}`,
+	`{"messages":[{"ROLE":"user","content":"case"}]}`,
+	`{"messages":[{"role":"user","content":"a"}],"messages":[{"content":"b"}]}`,
+	`{"messages":[{"role":"user","content":"a","content":"b"}]}`,
+	`{"messages":[{"role":"user","content":[{"type":"text","text":"parts"}]}]}`,
+	`{"messages":[{"role":"user","content":"a"}],"tools":[{"type":"function","function":{"name":"f"}}]}`,
+	`{"messages":[{"role":"user","content":"a"}]} x`,
+	`{"messages":[{"role":"user","content":"a"}],}`,
+	`{"messages":[{"role":"user","content":"a\x01"}]}`,
+	`{"messages":[{"role":"user","content":"bad \xff utf8"}]}`,
+	`{"messages":[{"role":"user","content":"a"}],"other":"bad \xff utf8 ignored"}`,
+	`{"messages":[{"role":null,"content":"a"}]}`,
+	`{"messages":[{"role":1,"content":"a"}]}`,
+	`{"messages":null}`,
+	`{"messages":[null]}`,
+	`{"x":01}`, `{"x":1.}`, `{"x":-}`, `{"x":tru}`, `{"x":"\u12"}`, `{"x":"\q"}`, `null`, `[]`, ``, `{`,
+	`{"rol\u0065":"x","messages":[{"rol\u0065":"user","content":"escaped key"}]}`,
+	`{"meſſages":[{"role":"user","content":"long s folds to s"}]}`,
+	`{"id":"x","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"hello","refusal":null}}],"usage":{"prompt_tokens":1}}`,
+	`{"choices":[{"finish_reason":"stop","message":{"content":null,"refusal":"I can't"}},{"message":{"content":"second"}}]}`,
+	`{"choices":[]}`,
+	`{"choices":[{"finish_reason":null,"message":{"content":"x"}}]}`,
+	`{"choices":[{"message":{"content":"x","tool_calls":[{"id":"c"}]}}]}`,
+	`{"choices":[{"Message":{"content":"x"}}]}`,
+}
+
+// FuzzScanPlain checks that whenever scanPlain reads a body, encoding/json
+// reads it too, into exactly the same structs.
+func FuzzScanPlain(f *testing.F) {
+	for _, s := range plainSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var got, want plainRequest
+		if scanPlainRequest(b, &got) {
+			if err := json.Unmarshal(b, &want); err != nil {
+				t.Fatalf("request %q: scanPlain read it, encoding/json failed: %v", b, err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("request %q:\n scanPlain %+v\n json      %+v", b, got, want)
+			}
+		}
+		var gotR, wantR plainResponse
+		if scanPlainResponse(b, &gotR) {
+			if err := json.Unmarshal(b, &wantR); err != nil {
+				t.Fatalf("response %q: scanPlain read it, encoding/json failed: %v", b, err)
+			}
+			if !reflect.DeepEqual(gotR, wantR) {
+				t.Fatalf("response %q:\n scanPlain %+v\n json      %+v", b, gotR, wantR)
+			}
+		}
+	})
+}
+
+// TestScanPlainReads checks that the fast reader takes the common shapes
+// (and so that FuzzScanPlain's comparisons are not vacuous).
+func TestScanPlainReads(t *testing.T) {
+	for i, s := range plainSeeds[:5] {
+		var req plainRequest
+		if !scanPlainRequest([]byte(s), &req) {
+			t.Errorf("seed %d: scanPlain refused %s", i, s)
+		}
+	}
+	var resp plainResponse
+	for _, s := range []string{string(benchResp), plainSeeds[len(plainSeeds)-6], plainSeeds[len(plainSeeds)-5]} {
+		if !scanPlainResponse([]byte(s), &resp) {
+			t.Errorf("scanPlain refused %s", s)
+		}
+	}
+	var req plainRequest
+	if !scanPlainRequest(benchReq, &req) {
+		t.Errorf("scanPlain refused %s", benchReq)
 	}
 }
