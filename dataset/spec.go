@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strings"
@@ -27,6 +28,7 @@ import (
 //	dedupe: {threshold: 0.85}
 //	scrub: {types: [EMAIL, PHONE, CARD, IBAN, IP, SECRET]}
 //	split: {train: 0.9, val: 0.05, test: 0.05, stratify: route}
+//	tokenizer: Qwen/Qwen3-0.6B   # count real tokens (histogram, token bounds) instead of chars/4
 type Spec struct {
 	Name     string       `yaml:"name" json:"name"`
 	Sources  []SourceSpec `yaml:"sources" json:"sources"`
@@ -42,6 +44,10 @@ type Spec struct {
 	Skip []string `yaml:"skip" json:"skip,omitempty"`
 	// Sample is how many rows per split the manifest keeps (default 3).
 	Sample int `yaml:"sample" json:"sample,omitempty"`
+	// Tokenizer, a directory holding tokenizer.json or a Hugging Face model
+	// id, counts real tokens for the length histogram and validate's token
+	// bounds (see TokenizerCounter); "" estimates them as characters / 4.
+	Tokenizer string `yaml:"tokenizer" json:"tokenizer,omitempty"`
 }
 
 // SourceSpec is one source: the store (with a selection) or a file. A file
@@ -133,10 +139,30 @@ type Plugin func(ctx context.Context, config any) (Stage, error)
 
 // Stages builds the pipeline stages for the spec in order: validate,
 // judge, best_of_n, dedupe, scrub, split. tmpDir holds dedupe's spool.
+// The spec's tokenizer, if any, is loaded for validate's token bounds.
 func (s *Spec) Stages(ctx context.Context, plugins map[string]Plugin, tmpDir string) ([]Stage, error) {
+	c, err := s.tokenCounter(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return s.stages(ctx, plugins, tmpDir, c)
+}
+
+// tokenCounter is the spec's tokenizer, or Approx when it names none.
+func (s *Spec) tokenCounter(ctx context.Context, progress io.Writer) (TokenCounter, error) {
+	if s.Tokenizer == "" {
+		return Approx, nil
+	}
+	return LoadTokenCounter(ctx, s.Tokenizer, progress)
+}
+
+func (s *Spec) stages(ctx context.Context, plugins map[string]Plugin, tmpDir string, counter TokenCounter) ([]Stage, error) {
 	var stages []Stage
 	if !s.skips("validate") {
 		v, err := Validate(s.Validate)
+		if counter != Approx && (s.Validate.MinTokens > 0 || s.Validate.MaxTokens > 0 || s.Validate.MaxTotalTokens > 0) {
+			v, err = tokenBounds(s.Validate, counter)
+		}
 		if err != nil {
 			return nil, err
 		}

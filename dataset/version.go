@@ -48,15 +48,19 @@ func (m *Manifest) Short() string { return m.Hash[:12] }
 // Ref is NAME@SHORT.
 func (m *Manifest) Ref() string { return m.Name + "@" + m.Short() }
 
-// Histogram counts examples by approximate token length (characters / 4,
-// see ApproxTokens) in power-of-two buckets.
+// Histogram counts examples by token length in power-of-two buckets.
+// Method names the counter (see TokenCounter): ApproxMethod, the
+// characters/4 estimate, unless the spec named a tokenizer; Label shows it.
 type Histogram struct {
-	Method  string   `json:"method"`
-	Count   int64    `json:"count"`
-	Total   int64    `json:"total"`
-	Min     int      `json:"min"`
-	Max     int      `json:"max"`
-	Buckets []Bucket `json:"buckets"`
+	Method string `json:"method"`
+	// TemplateFallbacks counts rows the tokenizer's chat template could not
+	// render, counted from their messages' text instead.
+	TemplateFallbacks int64    `json:"template_fallbacks,omitempty"`
+	Count             int64    `json:"count"`
+	Total             int64    `json:"total"`
+	Min               int      `json:"min"`
+	Max               int      `json:"max"`
+	Buckets           []Bucket `json:"buckets"`
 }
 
 // Bucket counts examples with Lo <= tokens < Hi.
@@ -105,7 +109,8 @@ type BuildOptions struct {
 	DataDir string      // default DefaultDataDir
 	// Plugins build the judge and best_of_n stages when the spec has them.
 	Plugins map[string]Plugin
-	// Hub fetches hf:// file sources (default: a client from the environment).
+	// Hub fetches hf:// file sources (default: a client from the environment);
+	// its Progress also shows the download of a spec's tokenizer.
 	Hub HubOptions
 	// Progress is called every 1024 source rows; Total (if the caller wants a
 	// bar) comes from CountSource.
@@ -151,11 +156,15 @@ func Build(ctx context.Context, spec *Spec, o BuildOptions) (*Built, error) {
 	if err != nil {
 		return nil, err
 	}
-	stages, err := spec.Stages(ctx, o.Plugins, tmp)
+	counter, err := spec.tokenCounter(ctx, o.Hub.Progress)
 	if err != nil {
 		return nil, err
 	}
-	w, err := newVersionWriter(tmp, max(spec.Sample, 0))
+	stages, err := spec.stages(ctx, o.Plugins, tmp, counter)
+	if err != nil {
+		return nil, err
+	}
+	w, err := newVersionWriter(tmp, max(spec.Sample, 0), counter)
 	if err != nil {
 		return nil, err
 	}
@@ -170,6 +179,9 @@ func Build(ctx context.Context, spec *Spec, o BuildOptions) (*Built, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("build dataset %s: %w", spec.Name, err)
+	}
+	if tc, ok := counter.(*TokenizerCounter); ok {
+		w.hist.TemplateFallbacks = tc.Fallbacks()
 	}
 	m := &Manifest{Name: spec.Name, Hash: hex.EncodeToString(w.sum.Sum(nil)), CreatedAt: o.Now().UTC(), Spec: *spec,
 		Funnel: funnel, Rows: w.rows, Tokens: w.hist, Sample: w.samples}
@@ -228,14 +240,15 @@ type versionWriter struct {
 	sum     hash.Hash
 	rows    map[string]int64
 	hist    Histogram
+	counter TokenCounter
 	sample  int
 	samples []SampleRow
 	perSp   map[string]int
 }
 
-func newVersionWriter(dir string, sample int) (*versionWriter, error) {
+func newVersionWriter(dir string, sample int, counter TokenCounter) (*versionWriter, error) {
 	w := &versionWriter{dir: dir, files: map[string]*os.File{}, bufs: map[string]*bufio.Writer{}, hashes: map[string]hash.Hash{},
-		rows: map[string]int64{}, sample: sample, perSp: map[string]int{}, hist: Histogram{Method: "approximate: characters/4"}}
+		rows: map[string]int64{}, sample: sample, perSp: map[string]int{}, hist: Histogram{Method: counter.Method()}, counter: counter}
 	for _, sp := range Splits {
 		f, err := os.Create(filepath.Join(dir, sp+".jsonl"))
 		if err != nil {
@@ -262,13 +275,14 @@ func (w *versionWriter) write(ex *Example) error {
 		n = copies(ex.Meta.Weight, ex.Meta.ID)
 	}
 	bw := w.bufs[sp]
+	tokens := w.counter.Tokens(ex)
 	for range n {
 		bw.Write(b)
 		if err := bw.WriteByte('\n'); err != nil {
 			return fmt.Errorf("write dataset: %w", err)
 		}
 		w.rows[sp]++
-		w.hist.add(ApproxTokens(ex.Chars()))
+		w.hist.add(tokens)
 	}
 	if w.perSp[sp] < w.sample {
 		w.perSp[sp]++

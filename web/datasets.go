@@ -23,6 +23,8 @@ type datasetRow struct {
 	Source            int64 // rows the sources produced
 	Sources           string
 	MeanTokens        int64
+	TokensEstimated   bool   // MeanTokens is the characters/4 estimate
+	TokensMethod      string // the counter, e.g. "tokenizer Qwen/Qwen3-0.6B"
 }
 
 func datasetHref(m *dataset.Manifest) string {
@@ -46,6 +48,7 @@ func (h *Handler) handleDatasets(w http.ResponseWriter, r *http.Request) {
 		if m.Tokens.Count > 0 {
 			row.MeanTokens = m.Tokens.Total / m.Tokens.Count
 		}
+		row.TokensEstimated, row.TokensMethod = m.Tokens.Estimated(), m.Tokens.Label()
 		p.Versions = append(p.Versions, row)
 	}
 	h.render(w, r, http.StatusOK, "datasets", "Datasets", "Datasets", p)

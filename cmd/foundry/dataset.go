@@ -77,6 +77,7 @@ func dataDir() string {
 func newDatasetBuildCmd() *cobra.Command {
 	var (
 		specPath, cfgPath, dataDir, name string
+		tokenizerRef                     string
 		files, schemaFile                []string
 		splitFlag, stratify, dedupeKey   string
 		threshold                        float64
@@ -156,6 +157,9 @@ func newDatasetBuildCmd() *cobra.Command {
 					return fmt.Errorf("dataset build: %w (or give --spec FILE.yaml)", err)
 				}
 			}
+			if tokenizerRef != "" {
+				spec.Tokenizer = tokenizerRef
+			}
 			var st store.Store
 			for _, s := range spec.Sources {
 				if s.Store != nil && st == nil {
@@ -199,14 +203,15 @@ func newDatasetBuildCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&specPath, "spec", "", "YAML dataset spec (see 'go doc github.com/foundryhq/foundry/dataset Spec'); other flags are ignored")
+	f.StringVar(&specPath, "spec", "", "YAML dataset spec (see 'go doc github.com/foundryhq/foundry/dataset Spec'); other flags but --tokenizer are ignored")
 	f.StringVarP(&cfgPath, "config", "c", "", "config file (for the store location; FOUNDRY_DB overrides)")
 	dataDirFlag(cmd, &dataDir)
 	f.StringVar(&name, "name", "", "dataset name (without --spec)")
 	f.StringArrayVar(&files, "file", nil, "import a dataset file (OpenAI JSONL, ShareGPT, Alpaca or Parquet; or hf://datasets/ORG/NAME[@rev]/PATH; repeatable)")
 	f.StringArrayVar(&schemaFile, "schema", nil, "JSON Schema file the answers must match (implies --json-answers)")
 	f.BoolVar(&jsonAnswers, "json-answers", false, "drop answers that are not valid JSON")
-	f.IntVar(&maxTokens, "max-tokens", 0, "drop answers longer than this many approximate tokens (chars/4)")
+	f.IntVar(&maxTokens, "max-tokens", 0, "drop answers longer than this many tokens (chars/4 unless --tokenizer)")
+	f.StringVar(&tokenizerRef, "tokenizer", "", "count real tokens (histogram, token bounds) with this tokenizer: a directory holding tokenizer.json or a Hugging Face model id (also with --spec, overriding its tokenizer:)")
 	f.IntVar(&minChars, "min-chars", 0, "drop answers shorter than this many characters")
 	f.Float64Var(&threshold, "threshold", 0, "near-duplicate Jaccard threshold (default 0.8)")
 	f.StringVar(&dedupeKey, "dedupe-on", "", "text compared by dedupe: dialogue (default), conversation, prompt or answer")
@@ -309,8 +314,11 @@ func printFunnel(w io.Writer, m *dataset.Manifest) {
 		}
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "rows: train %d, val %d, test %d; approximate tokens per example (chars/4): min %d, mean %.0f, max %d\n",
-		m.Rows["train"], m.Rows["val"], m.Rows["test"], m.Tokens.Min, float64(m.Tokens.Total)/float64(max(m.Tokens.Count, 1)), m.Tokens.Max)
+	fmt.Fprintf(w, "rows: train %d, val %d, test %d; tokens per example (%s): min %d, mean %.0f, max %d\n",
+		m.Rows["train"], m.Rows["val"], m.Rows["test"], m.Tokens.Label(), m.Tokens.Min, float64(m.Tokens.Total)/float64(max(m.Tokens.Count, 1)), m.Tokens.Max)
+	if n := m.Tokens.TemplateFallbacks; n > 0 {
+		fmt.Fprintf(w, "  (%d rows the chat template could not render were counted from their text)\n", n)
+	}
 }
 
 func newDatasetListCmd() *cobra.Command {
@@ -325,7 +333,7 @@ func newDatasetListCmd() *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME@VERSION\tCREATED\tTRAIN\tVAL\tTEST\tSOURCES")
+			fmt.Fprintln(tw, "NAME@VERSION\tCREATED\tTRAIN\tVAL\tTEST\tMEAN TOKENS\tSOURCES")
 			for _, v := range vs {
 				m := v.Manifest
 				var srcs []string
@@ -336,7 +344,11 @@ func newDatasetListCmd() *cobra.Command {
 						srcs = append(srcs, s.File)
 					}
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", m.Ref(), m.CreatedAt.Local().Format("2006-01-02 15:04"), m.Rows["train"], m.Rows["val"], m.Rows["test"], strings.Join(srcs, ","))
+				mean := fmt.Sprint(m.Tokens.Total / max(m.Tokens.Count, 1))
+				if m.Tokens.Estimated() {
+					mean = "≈" + mean // chars/4, not a tokenizer's count
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", m.Ref(), m.CreatedAt.Local().Format("2006-01-02 15:04"), m.Rows["train"], m.Rows["val"], m.Rows["test"], mean, strings.Join(srcs, ","))
 			}
 			tw.Flush()
 			if len(vs) == 0 {
@@ -372,7 +384,7 @@ func newDatasetShowCmd() *cobra.Command {
 			m := v.Manifest
 			fmt.Fprintf(out, "%s  (sha256 %s)\ncreated %s, stored in %s\n\n", m.Ref(), m.Hash, m.CreatedAt.Local().Format(time.RFC3339), v.Dir)
 			printFunnel(out, m)
-			fmt.Fprintln(out, "\ntokens per example (approximate, chars/4):")
+			fmt.Fprintf(out, "\ntokens per example (%s):\n", m.Tokens.Label())
 			for _, b := range m.Tokens.Buckets {
 				bar := strings.Repeat("#", int(40*b.Count/max(m.Tokens.Count, 1)))
 				fmt.Fprintf(out, "  %6d-%-6d %7d %s\n", b.Lo, b.Hi, b.Count, bar)

