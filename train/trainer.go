@@ -100,7 +100,9 @@ func (c Config) Defaults() Config {
 	return c
 }
 
-func (c Config) validate() error {
+// Validate reports the first setting Run would refuse, naming the CLI flag.
+// Call it on Defaults() to check a config as Run will see it.
+func (c Config) Validate() error {
 	switch {
 	case c.Base == "":
 		return errors.New("train: no base model directory (--base)")
@@ -175,7 +177,7 @@ type Options struct {
 // when there is validation data, else the last.
 func Run(ctx context.Context, cfg Config, opts Options) (job *Job, err error) {
 	cfg = cfg.Defaults()
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	log := opts.Logger
@@ -332,7 +334,8 @@ func Run(ctx context.Context, cfg Config, opts Options) (job *Job, err error) {
 		return nil
 	}
 
-	if err := store.SaveJob(ctx, job); err != nil {
+	// Records are saved past a cancel: a cancelled run still ends interrupted, not failed.
+	if err := store.SaveJob(context.WithoutCancel(ctx), job); err != nil {
 		return nil, fmt.Errorf("train: save job record: %w", err)
 	}
 	runStart := time.Now()
@@ -450,7 +453,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (job *Job, err error) {
 			if stop && !last {
 				return finish(StatusInterrupted, nil)
 			}
-			if err := store.SaveJob(ctx, job); err != nil {
+			if err := store.SaveJob(context.WithoutCancel(ctx), job); err != nil {
 				return finish(StatusFailed, fmt.Errorf("train: save job record: %w", err))
 			}
 		}

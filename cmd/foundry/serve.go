@@ -16,6 +16,7 @@ import (
 	"github.com/foundryhq/foundry/config"
 	"github.com/foundryhq/foundry/econ"
 	"github.com/foundryhq/foundry/gateway"
+	"github.com/foundryhq/foundry/jobs"
 	"github.com/foundryhq/foundry/pricing"
 	"github.com/foundryhq/foundry/provider"
 	"github.com/foundryhq/foundry/route"
@@ -38,7 +39,8 @@ OPENAI_API_KEY / OPENAI_BASE_URL (any OpenAI-compatible server) and
 ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL. FOUNDRY_ADDR, FOUNDRY_DB and FOUNDRY_ADMIN_KEY
 override the config file (--config) for the listen address, the store and the admin key.
 The dashboard shows the datasets, training jobs and evals under FOUNDRY_DATA
-(default ./foundry-data).`,
+(default ./foundry-data). Training jobs submitted to /api/v1/jobs run inside
+the gateway, one at a time, writing to FOUNDRY_DATA/jobs/<id> by default.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := config.Load(cfgPath, nil)
@@ -177,6 +179,11 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 	web.New(web.Options{Store: st, AdminKey: cfg.AdminKey, Flusher: opts.Flusher, Logger: log,
 		DataDir: data, Prices: prices, RouteStats: router.Stats}).Mount(srv)
 	srv.Handle("GET /api/v1/costs", srv.AdminOnly(econ.NewHandler(st, prices, log).ServeHTTP))
+	runner := jobs.New(jobs.Options{Store: st, DataDir: data, Logger: log})
+	if err := runner.Start(ctx); err != nil {
+		return err
+	}
+	runner.Mount(srv)
 	router.Mount(srv)
 	mountDeployments(srv, reg, cfg.Engine)
 	if cfg.Retention > 0 {
@@ -192,6 +199,11 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 	log.Info("foundry gateway listening", "url", "http://"+ln.Addr().String()+"/v1", "dashboard", "http://"+ln.Addr().String()+"/", "store", redactDSN(cfg.DB), "providers", names,
 		"auth", cfg.AdminKey != "")
 	err = srv.Serve(ctx, ln, cfg.Limits.ShutdownTimeout)
+	// Running training jobs stop at their next step with a checkpoint and
+	// are saved as interrupted (resumable), before the store closes.
+	jctx, jcancel := context.WithTimeout(context.Background(), time.Minute)
+	err = errors.Join(err, runner.Close(jctx))
+	jcancel()
 	rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	err = errors.Join(err, router.Close(rctx)) // queued shadow calls finish before capture closes
 	rcancel()
