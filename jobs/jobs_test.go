@@ -191,7 +191,9 @@ func TestSubmitRunsToSuccess(t *testing.T) {
 	if code := e.do("GET", "/api/v1/jobs?status=running", "", &list); code != 200 || len(list.Data) != 0 {
 		t.Errorf("list running: %d %+v", code, list)
 	}
-	var apiErr struct{ Error struct{ Message, Type string } }
+	var apiErr struct {
+		Error struct{ Message, Type string }
+	}
 	if code := e.do("POST", "/api/v1/jobs/"+j.ID+"/cancel", "", &apiErr); code != http.StatusConflict || !strings.Contains(apiErr.Error.Message, "succeeded") {
 		t.Errorf("cancel a finished job: %d %+v", code, apiErr)
 	}
