@@ -25,6 +25,11 @@ type BestOfNOptions struct {
 	Concurrency         int   // teacher calls in flight at once across all Run calls (default 4)
 	MaxTokens           int   // max_tokens of a sample; 0 sends none
 	Seed                int64 // base seed; sample i of a one-per-request run uses Seed+i
+	// Pairwise picks the best sample by a pairwise tournament (see
+	// Judge.Tournament) instead of pointwise scores; Bar does not apply and
+	// Best.Score is 0. Any sample the judge could read is accepted: compare
+	// the winner with the answer it would replace (Judge.Compare).
+	Pairwise bool
 }
 
 // BestOfN samples n teacher answers per prompt and keeps the judge's best
@@ -55,10 +60,13 @@ func NewBestOfN(j *Judge, opts BestOfNOptions) (*BestOfN, error) {
 	if opts.Temperature == 0 {
 		opts.Temperature = 1
 	}
-	if opts.Bar == 0 {
+	if opts.Bar == 0 && !opts.Pairwise {
 		opts.Bar = 7
 	}
-	if opts.Bar < 1 || opts.Bar > 10 {
+	if opts.Pairwise && opts.Bar != 0 {
+		return nil, fmt.Errorf("judge: best-of-n: Bar=%d with Pairwise: a tournament gives no score to bar; leave Bar 0", opts.Bar)
+	}
+	if !opts.Pairwise && (opts.Bar < 1 || opts.Bar > 10) {
 		return nil, fmt.Errorf("judge: best-of-n: Bar=%d is outside the judge's 1-10 scale", opts.Bar)
 	}
 	if opts.Concurrency <= 0 {
@@ -87,6 +95,8 @@ type Best struct {
 	Teacher Usage // the samples' cost when they were made
 	Judge   Usage // the verdicts' cost when they were made
 	Cached  bool  // everything came from the cache: no upstream call was made now
+	// Tournament is the pairwise tournament that picked Index (Pairwise only).
+	Tournament *TournamentResult
 }
 
 // samples are one prompt's teacher answers, as cached.
@@ -108,6 +118,9 @@ func (b *BestOfN) Run(ctx context.Context, conversation []api.Message) (Best, er
 		return Best{Index: -1, Teacher: s.Usage}, err
 	}
 	best := Best{Index: -1, Teacher: s.Usage, Samples: make([]Sample, len(s.Answers))}
+	if b.opts.Pairwise {
+		return b.tournament(ctx, conversation, s, cached, best)
+	}
 
 	var wg sync.WaitGroup
 	errs := make([]error, len(s.Answers))
@@ -169,6 +182,32 @@ func (b *BestOfN) Run(ctx context.Context, conversation []api.Message) (Best, er
 		best.Reason = fmt.Sprintf("best of %d samples scored %d, under the bar of %d: %s", len(best.Samples), best.Score, b.opts.Bar, best.Reason)
 	default:
 		best.Accepted = true
+	}
+	return best, nil
+}
+
+// tournament picks the best sample by pairwise comparison.
+func (b *BestOfN) tournament(ctx context.Context, conversation []api.Message, s samples, cached bool, best Best) (Best, error) {
+	for i, a := range s.Answers {
+		best.Samples[i].Answer = a
+		if messageText(a) == "" {
+			best.Samples[i].Err = errors.New("the teacher's answer is empty")
+		}
+	}
+	t, err := b.judge.Tournament(ctx, conversation, s.Answers, b.opts.Rubric)
+	best.Tournament, best.Judge = &t, t.Usage
+	if err != nil {
+		return best, fmt.Errorf("judge: best-of-n: %w", err)
+	}
+	best.Cached = cached && t.Cached
+	if t.Winner < 0 {
+		best.Reason = fmt.Sprintf("all %d samples were empty", len(s.Answers))
+		return best, nil
+	}
+	best.Index, best.Answer, best.Accepted = t.Winner, s.Answers[t.Winner], true
+	best.Reason = fmt.Sprintf("sample %d won a tournament of %d rounds", t.Winner+1, len(t.Rounds))
+	if len(t.Rounds) > 0 {
+		best.Reason += ": " + t.Rounds[len(t.Rounds)-1].Reason
 	}
 	return best, nil
 }

@@ -51,6 +51,11 @@ favours a position gives a tie, not a win):
 
   judge: {model: gpt-4o, mode: pairwise, against: gpt-4o-mini, keep: win}   # or keep: win_or_tie
 
+and best-of-n can pick its best sample by a pairwise tournament instead of
+scores, replacing a row's answer only where the winner beats it:
+
+  best_of_n: {model: gpt-4o, judge_model: gpt-4o-mini, n: 4, select: pairwise}
+
 Their calls go through the local gateway (FOUNDRY_ADDR, or addr in --config;
 base_url: in a section names another OpenAI-compatible endpoint, api_key_env:
 the variable holding its key) with the key in FOUNDRY_API_KEY (a virtual key

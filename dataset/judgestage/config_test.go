@@ -29,6 +29,8 @@ func TestBadSections(t *testing.T) {
 		{"bad keep", `judge: {model: m, mode: pairwise, against: r, keep: all}`, `keep "all"`},
 		{"bad mode", `judge: {model: m, mode: listwise}`, `mode "listwise"`},
 		{"against without pairwise", `judge: {model: m, against: r}`, "belong to mode: pairwise"},
+		{"pairwise best-of-n with a bar", `best_of_n: {model: t, judge_model: m, select: pairwise, bar: 8}`, "bar 8: select: pairwise"},
+		{"bad select", `best_of_n: {model: t, judge_model: m, select: best}`, `select "best"`},
 		{"no endpoint", `judge: {model: m}`, "base_url: no endpoint"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

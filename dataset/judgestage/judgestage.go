@@ -6,6 +6,7 @@
 //	judge: {model: gpt-4o-mini, rubric: "...", min_score: 7, concurrency: 8}
 //	judge: {model: gpt-4o, mode: pairwise, against: gpt-4o-mini, keep: win_or_tie}
 //	best_of_n: {model: gpt-4o, n: 4, temperature: 0.8, bar: 8, only_if_below: 7}
+//	best_of_n: {model: gpt-4o, n: 4, select: pairwise}   # tournament; replaces answers the winner beats
 //
 // Verdicts and teacher samples are cached by content hash in a SQLite file
 // (DataDir/judge-cache.db by default), and so are a pairwise judge's
@@ -98,14 +99,26 @@ type BestOfNConfig struct {
 	JudgeModel string `yaml:"judge_model"`
 	// OneRequestPerSample sends n requests instead of one with n=N, for
 	// upstreams that reject or ignore n.
-	OneRequestPerSample bool   `yaml:"one_request_per_sample"`
-	Concurrency         int    `yaml:"concurrency"` // prompts in flight (default 4)
-	BaseURL             string `yaml:"base_url"`
-	APIKeyEnv           string `yaml:"api_key_env"`
-	Cache               string `yaml:"cache"`
-	MaxTokens           int    `yaml:"max_tokens"`
-	Seed                int64  `yaml:"seed"`
+	OneRequestPerSample bool `yaml:"one_request_per_sample"`
+	// Select is how the best sample is chosen: "score" (the default: the
+	// judge scores each sample; the best must clear bar) or "pairwise": a
+	// tournament of position-swapped comparisons picks the best sample,
+	// which replaces the row's answer only if it beats it the same way
+	// (rows without an answer take it). bar does not apply to pairwise.
+	Select      string `yaml:"select"`
+	Concurrency int    `yaml:"concurrency"` // prompts in flight (default 4)
+	BaseURL     string `yaml:"base_url"`
+	APIKeyEnv   string `yaml:"api_key_env"`
+	Cache       string `yaml:"cache"`
+	MaxTokens   int    `yaml:"max_tokens"`
+	Seed        int64  `yaml:"seed"`
 }
+
+// Best-of-n selections.
+const (
+	SelectScore    = "score"
+	SelectPairwise = "pairwise"
+)
 
 // Drop reasons and counters of the stages.
 const (

@@ -130,3 +130,49 @@ func TestResumePairwise(t *testing.T) {
 		}
 	}
 }
+
+// TestBestOfNPairwise picks each prompt's best sample by a tournament
+// (qualities 5, 8, 7: the second wins) and replaces the answers it beats.
+func TestBestOfNPairwise(t *testing.T) {
+	f := newFake(t)
+	f.teacherQ = func(_ string, seed int64) int { return []int{5, 8, 7}[seed] }
+	b, err := build(t, f, t.TempDir(), `name: tournament
+sources: [{file: testdata/rows.jsonl}]
+best_of_n: {model: gpt-4o, judge_model: gpt-4o-mini, n: 3, select: pairwise, one_request_per_sample: true, concurrency: 1}
+skip: [dedupe]
+split: {train: 1, val: 0, test: 0}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logFunnel(t, b.Manifest.Funnel)
+	bn := b.Manifest.Funnel.Stage("best_of_n")
+	// The q=8 winner replaces q=3, 2, 6, 5 and 7; q=9 and q=10 beat it, q=8
+	// ties it (the judge favours the first shown: the orders disagree), and
+	// the two garbage rows are garbage to the judge, so kept.
+	for name, want := range map[string]int64{
+		judgestage.CounterReplaced: 5, judgestage.CounterKept: 5, judgestage.CounterGarbage: 2,
+		// Nine distinct prompts, three samples each.
+		judgestage.CounterTeacherCalls: 27,
+		// Per distinct prompt two rounds of two verdicts (36), the second
+		// password row's from the cache; per row the winner against its
+		// answer (2 verdicts; 4 calls for each garbage row, repairs included).
+		judgestage.CounterCalls: 36 + 8*2 + 2*4, judgestage.CounterCacheHits: 4,
+	} {
+		if got := bn.Counters[name]; got != want {
+			t.Errorf("best_of_n %s = %d, want %d", name, got, want)
+		}
+	}
+	wantCost(t, bn, judgestage.CounterTeacherCost, f.teachCost)
+	wantCost(t, bn, judgestage.CounterCost, f.judgeCost)
+	a := answers(t, b)
+	for prompt, want := range map[string]string{
+		"Explain how DNS resolution works.": "seed 1 [q=8]",  // replaced by the tournament's winner
+		"What is two plus two?":             "Four. [q=9]",   // beat the winner
+		"What is the capital of France?":    "France. [q=8]", // tied: kept
+	} {
+		if !strings.Contains(a[prompt], want) {
+			t.Errorf("%q: answer %q, want it to contain %q", prompt, a[prompt], want)
+		}
+	}
+}

@@ -230,6 +230,17 @@ func newBestOfNStage(o Options, c BestOfNConfig) (*bestOfNStage, error) {
 	if c.Bar < 0 || c.Bar > 10 {
 		return nil, fmt.Errorf("bar %d: the judge scores 1-10 (default 7)", c.Bar)
 	}
+	switch c.Select {
+	case "":
+		c.Select = SelectScore
+	case SelectScore:
+	case SelectPairwise:
+		if c.Bar != 0 {
+			return nil, fmt.Errorf("bar %d: select: pairwise gives no score to bar (the tournament's winner replaces an answer it beats)", c.Bar)
+		}
+	default:
+		return nil, fmt.Errorf("select %q: want %s (the default) or %s", c.Select, SelectScore, SelectPairwise)
+	}
 	if c.Temperature < 0 || c.Temperature > 2 {
 		return nil, fmt.Errorf("temperature %v: want 0 to 2 (0 means 1)", c.Temperature)
 	}
@@ -256,7 +267,8 @@ func (s *bestOfNStage) Run(ctx context.Context, in <-chan *dataset.Example, out 
 	teacher := &meter{next: s.o.chatter(s.e, "teacher,dataset"), prices: s.o.Prices}
 	c := s.c
 	b, err := judge.NewBestOfN(j, judge.BestOfNOptions{Teacher: teacher, Model: c.Model, N: c.N, Temperature: c.Temperature, Bar: c.Bar,
-		Rubric: c.Rubric, OneRequestPerSample: c.OneRequestPerSample, Concurrency: c.Concurrency, MaxTokens: c.MaxTokens, Seed: c.Seed})
+		Rubric: c.Rubric, OneRequestPerSample: c.OneRequestPerSample, Concurrency: c.Concurrency, MaxTokens: c.MaxTokens, Seed: c.Seed,
+		Pairwise: c.Select == SelectPairwise})
 	if err != nil {
 		return err
 	}
@@ -272,7 +284,7 @@ func (s *bestOfNStage) Run(ctx context.Context, in <-chan *dataset.Example, out 
 				out.Count(CounterKept, 1)
 				return "", "", nil
 			}
-			prompt, _, hasAnswer := conversation(ex)
+			prompt, own, hasAnswer := conversation(ex)
 			if len(prompt) == 0 {
 				out.Count(CounterKept, 1)
 				return "", "", nil
@@ -287,8 +299,29 @@ func (s *bestOfNStage) Run(ctx context.Context, in <-chan *dataset.Example, out 
 					garbage++
 				}
 			}
+			if best.Tournament != nil {
+				garbage += best.Tournament.Garbage
+			}
 			if garbage > 0 {
 				out.Count(CounterGarbage, int64(garbage))
+			}
+			if s.c.Select == SelectPairwise && best.Accepted && hasAnswer {
+				p, err := j.Compare(ctx, prompt, best.Answer, own, c.Rubric)
+				switch {
+				case errors.Is(err, judge.ErrGarbage):
+					out.Count(CounterGarbage, 1)
+					out.Count(CounterKept, 1)
+					return "", "", nil
+				case err != nil:
+					return "", "", fmt.Errorf("row %s: %w (run the build again to resume: finished samples and verdicts are cached in %s)", ex.Meta.ID, err, s.e.cache)
+				case p.Winner != judge.WinnerA:
+					out.Count(CounterKept, 1) // the row's own answer is at least as good
+					return "", "", nil
+				}
+				ex.Messages[len(ex.Messages)-1] = best.Answer
+				ex.Meta.JudgeScore = nil // a score of the replaced answer, if any, is not this one's
+				out.Count(CounterReplaced, 1)
+				return "", "", nil
 			}
 			switch {
 			case !best.Accepted && !hasAnswer:
@@ -305,8 +338,10 @@ func (s *bestOfNStage) Run(ctx context.Context, in <-chan *dataset.Example, out 
 			} else {
 				ex.Messages = append(ex.Messages, best.Answer)
 			}
-			score := float64(best.Score)
-			ex.Meta.JudgeScore = &score
+			if s.c.Select == SelectScore {
+				score := float64(best.Score)
+				ex.Meta.JudgeScore = &score
+			}
 			out.Count(CounterReplaced, 1)
 			return "", "", nil
 		}}.Run(ctx, in, out)
