@@ -22,7 +22,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/foundryhq/foundry/dataset"
 	"github.com/foundryhq/foundry/hub"
 	"github.com/foundryhq/foundry/store"
 	"github.com/foundryhq/foundry/train"
@@ -32,7 +31,7 @@ import (
 type Options struct {
 	Store store.Store // required: where jobs are recorded
 	// DataDir holds each job's default output directory, DataDir/jobs/<id>
-	// (where the dashboard looks for job.json); "" is dataset.DefaultDataDir.
+	// (where the dashboard looks for job.json); "" is ./foundry-data.
 	DataDir string
 	// Concurrency is how many jobs train at once; 0 means 1. Training takes
 	// a whole device (or every CPU core), so more rarely helps.
@@ -269,7 +268,7 @@ func (r *Runner) save(ctx context.Context, j *train.Job) error {
 
 func (r *Runner) dataDir() string {
 	if r.opts.DataDir == "" {
-		return dataset.DefaultDataDir
+		return "./foundry-data" // dataset.DefaultDataDir, the CLI's default
 	}
 	return r.opts.DataDir
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/foundryhq/foundry/gateway"
 	"github.com/foundryhq/foundry/store"
 	"github.com/foundryhq/foundry/store/sqlite"
+	"github.com/foundryhq/foundry/train"
 	"github.com/foundryhq/foundry/train/lora"
 	"github.com/foundryhq/foundry/upstreamtest"
 )
@@ -432,5 +433,93 @@ func TestServeAdaptersOnEngine(t *testing.T) {
 		if err == nil || !strings.Contains(string(out), want) {
 			t.Errorf("--adapter %s: %v, output %s; want an error saying %q", args, err, out, want)
 		}
+	}
+}
+
+// TestServeJobs: the gateway marks a job a killed gateway left running as
+// interrupted, serves the jobs API behind the admin key, trains a submitted
+// job, and on SIGTERM stops it at a step with a checkpoint, saved as
+// interrupted.
+func TestServeJobs(t *testing.T) {
+	base := byteLevelModelDir(t, "qwen2")
+	tc := `{"chat_template": "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"}`
+	if err := os.WriteFile(filepath.Join(base, "tokenizer_config.json"), []byte(tc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	data := filepath.Join(tmp, "chats.jsonl")
+	var lines strings.Builder
+	for _, w := range []string{"red", "green", "blue", "cyan"} {
+		b, _ := json.Marshal(map[string]any{"messages": []map[string]string{{"role": "user", "content": w}, {"role": "assistant", "content": "ok " + w}}})
+		lines.Write(append(b, '\n'))
+	}
+	if err := os.WriteFile(data, []byte(lines.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(tmp, "foundry.db")
+	st, err := sqlite.Open(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (train.StoreJobs{Store: st}).SaveJob(t.Context(), &train.Job{ID: "job-stale", Status: train.StatusRunning}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	env := []string{"FOUNDRY_DB=" + db, "FOUNDRY_ADMIN_KEY=admin-secret", "FOUNDRY_DATA=" + filepath.Join(tmp, "data"),
+		"OPENAI_BASE_URL=", "OPENAI_API_KEY=", "ANTHROPIC_API_KEY=", "ANTHROPIC_BASE_URL=", "GOMLX_BACKEND=go"}
+	p := startServe(t, env)
+	call := func(method, path, body, key string, out any) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, p.url+path, strings.NewReader(body))
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if out != nil && json.Unmarshal(b, out) != nil {
+			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		}
+		return resp.StatusCode
+	}
+	if code := call("GET", "/api/v1/jobs", "", "", nil); code != http.StatusUnauthorized {
+		t.Errorf("jobs API without the admin key: %d", code)
+	}
+	var stale train.Job
+	if code := call("GET", "/api/v1/jobs/job-stale", "", "admin-secret", &stale); code != 200 || stale.Status != train.StatusInterrupted {
+		t.Errorf("a job left running by a killed gateway: %d %s", code, stale.Status)
+	}
+	body, _ := json.Marshal(map[string]any{"base": base, "data": data, "rank": 2, "batch": 2, "epochs": 5000, "eval_every": 1, "val_fraction": 0, "backend": "go"})
+	var j train.Job
+	if code := call("POST", "/api/v1/jobs", string(body), "admin-secret", &j); code != http.StatusCreated {
+		t.Fatalf("submit: %d %+v", code, j)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for j.Status != train.StatusRunning || j.Step < 1 {
+		if time.Now().After(deadline) || (j.Status != train.StatusQueued && j.Status != train.StatusRunning) {
+			t.Fatalf("job %s: %s at step %d (%s)\n%s", j.ID, j.Status, j.Step, j.Error, p.stderr)
+		}
+		call("GET", "/api/v1/jobs/"+j.ID, "", "admin-secret", &j)
+	}
+
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-p.exited; err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, p.stderr)
+	}
+	st, err = sqlite.Open(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	got, err := train.StoreJobs{Store: st}.Job(t.Context(), j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != train.StatusInterrupted || got.Artifacts["checkpoint"] == "" || got.Config.Out != filepath.Join(tmp, "data", "jobs", j.ID) {
+		t.Errorf("after SIGTERM: %s, artifacts %v, out %s", got.Status, got.Artifacts, got.Config.Out)
 	}
 }
