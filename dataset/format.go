@@ -26,7 +26,11 @@ const (
 	FormatShareGPT = "sharegpt"
 	// FormatAlpaca is {"instruction", "input", "output", "system", "history": [[user, assistant], ...]} per line.
 	FormatAlpaca = "alpaca"
-	// FormatParquet is a flat Parquet file, one row per example; see ParquetRow.
+	// FormatParquet is a Parquet file, one row per example: Foundry's flat
+	// schema (see ParquetRow), or the columns of a dataset on the Hugging
+	// Face hub: "messages" as a list of {role, content} structs (OpenAI
+	// style), "conversations" as {from, value} (ShareGPT), or
+	// "instruction", "input", "output" (Alpaca).
 	FormatParquet = "parquet"
 )
 
@@ -527,6 +531,11 @@ func readParquet(ctx context.Context, f *os.File, path, base string, fn func(*Ex
 			err = fmt.Errorf("import %s: not a readable Parquet file: %v", path, p)
 		}
 	}()
+	if decode, columns := parquetColumns(parquet.NewReader(f).Schema()); decode != nil {
+		return readParquetColumns(ctx, f, path, base, decode, fn)
+	} else if columns != "" {
+		return fmt.Errorf("import %s: the Parquet columns (%s) are not a dataset Foundry reads: want Foundry's (id, messages as JSON text, ...), messages as a list of {role, content}, conversations as {from, value}, or instruction/input/output", path, columns)
+	}
 	r := parquet.NewGenericReader[ParquetRow](f)
 	defer r.Close()
 	rows := make([]ParquetRow, 256)
@@ -572,6 +581,75 @@ func readParquet(ctx context.Context, f *os.File, path, base string, fn func(*Ex
 		}
 		if rerr != nil {
 			return fmt.Errorf("import %s: row %d: %w", path, n+1, rerr)
+		}
+	}
+}
+
+// parquetColumns picks the decoder of a Parquet file that is not in
+// Foundry's schema (see FormatParquet) from its top-level columns: nil
+// and "" for Foundry's own schema (messages as JSON text), nil and the
+// column names for a schema Foundry cannot read.
+func parquetColumns(s *parquet.Schema) (decode func([]byte) (*Example, error), columns string) {
+	has := map[string]parquet.Node{}
+	var names []string
+	for _, f := range s.Fields() {
+		has[f.Name()] = f
+		names = append(names, f.Name())
+	}
+	switch m, ok := has["messages"]; {
+	case ok && m.Leaf() && m.Type().Kind() == parquet.ByteArray:
+		return nil, "" // Foundry's ParquetRow
+	case ok:
+		return decodeOpenAI, ""
+	}
+	if _, ok := has["conversations"]; ok {
+		return decodeShareGPT, ""
+	}
+	_, instruction := has["instruction"]
+	_, output := has["output"]
+	if instruction && output {
+		return decodeAlpaca, ""
+	}
+	return nil, strings.Join(names, ", ")
+}
+
+// readParquetColumns reads a hub-style Parquet file row by row as
+// column-name maps, decoding each as the JSON line it would be in the
+// matching JSONL format.
+func readParquetColumns(ctx context.Context, f *os.File, path, base string, decode func([]byte) (*Example, error), fn func(*Example, error) error) error {
+	r := parquet.NewReader(f)
+	defer r.Close()
+	var seq int64
+	for n := 1; ; n++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		row := map[string]any{}
+		if err := r.Read(&row); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("import %s: row %d: %w", path, n, err)
+		}
+		line, err := json.Marshal(row)
+		var ex *Example
+		if err == nil {
+			ex, err = decode(line)
+		}
+		if ex == nil {
+			ex = &Example{}
+		}
+		ex.Meta.Source, ex.Meta.Line = path, n
+		if ex.Meta.ID == "" {
+			ex.Meta.ID = fmt.Sprintf("%s:%d", base, n)
+		}
+		if err != nil {
+			err = fmt.Errorf("row %d: %w", n, err)
+		} else {
+			ex.Seq = seq
+			seq++
+		}
+		if err := fn(ex, err); err != nil {
+			return err
 		}
 	}
 }

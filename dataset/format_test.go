@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parquet-go/parquet-go"
+
 	"github.com/foundryhq/foundry/dataset"
 )
 
@@ -142,5 +144,103 @@ func TestShareGPTAndAlpacaShapes(t *testing.T) {
 	}
 	if _, err := dataset.EncodeLine(rows[1], dataset.FormatAlpaca); err == nil {
 		t.Error("alpaca accepted a conversation with tools")
+	}
+}
+
+// Hub-style Parquet schemas: what datasets on the Hugging Face hub store.
+type (
+	hubMessage struct {
+		Role    string `parquet:"role"`
+		Content string `parquet:"content"`
+	}
+	hubChatRow struct {
+		Prompt   string       `parquet:"prompt"`
+		Messages []hubMessage `parquet:"messages,list"`
+		Category string       `parquet:"category"`
+	}
+	hubTurn struct {
+		From  string `parquet:"from"`
+		Value string `parquet:"value"`
+	}
+	hubShareGPTRow struct {
+		Conversations []hubTurn `parquet:"conversations,list"`
+	}
+	hubAlpacaRow struct {
+		Instruction string `parquet:"instruction"`
+		Input       string `parquet:"input"`
+		Output      string `parquet:"output"`
+	}
+	hubOtherRow struct {
+		Question string `parquet:"question"`
+		Answer   string `parquet:"answer"`
+	}
+)
+
+func writeParquet[T any](t *testing.T, rows []T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "data.parquet")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := parquet.NewGenericWriter[T](f)
+	if _, err := w.Write(rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestReadHubParquet reads the Parquet layouts of hub datasets: chat
+// messages as a list of structs, ShareGPT turns and Alpaca columns; other
+// columns are an error that names them.
+func TestReadHubParquet(t *testing.T) {
+	chat := writeParquet(t, []hubChatRow{
+		{Prompt: "Hi?", Messages: []hubMessage{{"system", "Be brief."}, {"user", "Hi?"}, {"assistant", "Hello."}}, Category: "chat"},
+		{Prompt: "", Messages: nil, Category: "empty"},
+		{Prompt: "Sum?", Messages: []hubMessage{{"user", "1+1?"}, {"assistant", "2"}}},
+	})
+	sharegpt := writeParquet(t, []hubShareGPTRow{{Conversations: []hubTurn{{"human", "Name a color."}, {"gpt", "Teal."}}}})
+	alpaca := writeParquet(t, []hubAlpacaRow{{Instruction: "Translate.", Input: "chat", Output: "cat"}})
+	for _, c := range []struct {
+		name, path string
+		want       [][]string // role:content per row
+		bad        int
+	}{
+		{"messages", chat, [][]string{{"system:Be brief.", "user:Hi?", "assistant:Hello."}, {"user:1+1?", "assistant:2"}}, 1},
+		{"sharegpt", sharegpt, [][]string{{"user:Name a color.", "assistant:Teal."}}, 0},
+		{"alpaca", alpaca, [][]string{{"user:Translate.\n\nchat", "assistant:cat"}}, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if f, err := dataset.DetectFormat(c.path); err != nil || f != dataset.FormatParquet {
+				t.Fatalf("DetectFormat = %q, %v", f, err)
+			}
+			rows, bad := readAll(t, c.path, dataset.FormatParquet)
+			if len(bad) != c.bad || len(rows) != len(c.want) {
+				t.Fatalf("%d rows, %d unreadable (%v); want %d and %d", len(rows), len(bad), bad, len(c.want), c.bad)
+			}
+			for i, ex := range rows {
+				var got []string
+				for _, m := range ex.Messages {
+					got = append(got, m.Role+":"+m.Content.String())
+				}
+				if strings.Join(got, "|") != strings.Join(c.want[i], "|") {
+					t.Errorf("row %d: %q, want %q", i, got, c.want[i])
+				}
+				if !strings.HasPrefix(ex.Meta.ID, "data.parquet:") {
+					t.Errorf("row %d id %q", i, ex.Meta.ID)
+				}
+			}
+		})
+	}
+	other := writeParquet(t, []hubOtherRow{{Question: "q", Answer: "a"}})
+	err := dataset.ReadFile(context.Background(), other, dataset.FormatParquet, func(*dataset.Example, error) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "(question, answer)") {
+		t.Errorf("unknown columns: %v, want an error naming them", err)
 	}
 }

@@ -40,9 +40,10 @@ func chat(user, answer string) *dataset.Example {
 	}}}
 }
 
-// TestBuildFromHubDataset builds a version from a Parquet and a ShareGPT
-// JSONL file of a dataset repo on a fake hub, then again offline from the
-// cache alone.
+// TestBuildFromHubDataset builds a version from a Parquet file in
+// Foundry's schema, one in a hub dataset's (messages as a list of structs)
+// and a ShareGPT JSONL file of a dataset repo on a fake hub, then again
+// offline from the cache alone.
 func TestBuildFromHubDataset(t *testing.T) {
 	h := hubtest.New(t)
 	cache := t.TempDir()
@@ -57,8 +58,18 @@ func TestBuildFromHubDataset(t *testing.T) {
 	for i := range 5 {
 		fmt.Fprintf(&sharegpt, `{"conversations": [{"from": "human", "value": "Translate %d into words."}, {"from": "gpt", "value": "It is written as number %d."}]}`+"\n", i*11, i*11)
 	}
+	var native []hubChatRow
+	for i := range 3 {
+		native = append(native, hubChatRow{Prompt: fmt.Sprint(i), Messages: []hubMessage{
+			{"user", fmt.Sprintf("Which plan includes %d seats?", i+3)}, {"assistant", fmt.Sprintf("The team plan includes %d seats.", i+3)}}})
+	}
+	nativePQ, err := os.ReadFile(writeParquet(t, native))
+	if err != nil {
+		t.Fatal(err)
+	}
 	commit := h.Commit("datasets/org/chats", "main", map[string][]byte{
 		"data/train-00000-of-00001.parquet": pq, // over the fake's LFS threshold: served by its CDN
+		"native/train.parquet":              nativePQ,
 		"extra/more.jsonl":                  []byte(sharegpt.String()),
 		"README.md":                         []byte("# chats\n"),
 	})
@@ -70,6 +81,7 @@ sources:
   - file: hf://datasets/org/chats/data/train-00000-of-00001.parquet
   - file: hf://datasets/org/chats@main/extra/more.jsonl
     format: sharegpt
+  - file: hf://datasets/org/chats/native/train.parquet
 split: {train: 1, val: 0, test: 0}
 `
 	s, err := dataset.ParseSpec("spec.yaml", []byte(spec))
@@ -81,8 +93,8 @@ split: {train: 1, val: 0, test: 0}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := b.Manifest.Rows["train"]; got != 25 {
-		t.Fatalf("%d train rows, want 25 (20 from Parquet, 5 from JSONL); funnel %+v", got, b.Manifest.Funnel.Stage("select"))
+	if got := b.Manifest.Rows["train"]; got != 28 {
+		t.Fatalf("%d train rows, want 28 (20 + 3 from Parquet, 5 from JSONL); funnel %+v", got, b.Manifest.Funnel.Stage("select"))
 	}
 	sel := b.Manifest.Funnel.Stage("select")
 	if sel.Counters["from hf://datasets/org/chats/data/train-00000-of-00001.parquet"] != 20 || sel.Counters["from hf://datasets/org/chats@main/extra/more.jsonl"] != 5 {
@@ -94,7 +106,7 @@ split: {train: 1, val: 0, test: 0}
 		}
 	}
 	snap := filepath.Join(cache, "datasets--org--chats", "snapshots", commit)
-	for _, name := range []string{"data/train-00000-of-00001.parquet", "extra/more.jsonl"} {
+	for _, name := range []string{"data/train-00000-of-00001.parquet", "extra/more.jsonl", "native/train.parquet"} {
 		if _, err := os.Stat(filepath.Join(snap, filepath.FromSlash(name))); err != nil {
 			t.Errorf("%s is not in the hub cache: %v", name, err)
 		}
@@ -102,8 +114,8 @@ split: {train: 1, val: 0, test: 0}
 	if _, err := os.Stat(filepath.Join(snap, "README.md")); err == nil {
 		t.Error("the build fetched a file no source names")
 	}
-	if n := h.Count("cdn", "GET", ""); n != 1 {
-		t.Errorf("%d CDN downloads, want 1 (the Parquet file)", n)
+	if n := h.Count("cdn", "GET", ""); n != 1+boolInt(len(nativePQ) >= h.LFSThreshold) {
+		t.Errorf("%d CDN downloads, want one per Parquet file over the LFS threshold", n)
 	}
 
 	// Offline, the same spec builds the same version from the cache.
@@ -176,4 +188,11 @@ func TestParseHubFile(t *testing.T) {
 			t.Errorf("ParseSpec with %q: %v, want it to name sources[0].file", in, err)
 		}
 	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
