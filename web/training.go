@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/foundryhq/foundry/store"
 )
 
 // trainJob is the job.json a training run writes into its output directory
@@ -44,6 +47,8 @@ type trainJob struct {
 	DeviceSeconds   float64           `json:"device_seconds"`
 	TokensPerSecond float64           `json:"tokens_per_second"`
 	Cost            float64           `json:"cost_usd"`
+	PeakMemoryBytes int64             `json:"peak_memory_bytes"`
+	MemoryKind      string            `json:"memory_kind"`
 	Artifacts       map[string]string `json:"artifacts"`
 
 	// From Config, for the list and the break-even.
@@ -110,15 +115,29 @@ func readJob(path string) (*trainJob, error) {
 	if err != nil {
 		return nil, err
 	}
+	j, err := decodeJob(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a training job's record: %v (foundry train rewrites it at every evaluation)", path, err)
+	}
+	j.Dir = filepath.Dir(path)
+	if j.ID == "" {
+		j.ID = filepath.Base(j.Dir)
+	}
+	return j, nil
+}
+
+// decodeJob reads a job record, from job.json or the store's jobs table.
+func decodeJob(b []byte) (*trainJob, error) {
 	var j trainJob
 	if err := json.Unmarshal(b, &j); err != nil || j.Status == "" {
 		if err == nil {
 			err = errors.New("it has no status")
 		}
-		return nil, fmt.Errorf("%s is not a training job's record: %v (foundry train rewrites it at every evaluation)", path, err)
+		return nil, err
 	}
 	var cfg struct {
 		Base         string  `json:"base"`
+		Out          string  `json:"out"`
 		Full         bool    `json:"full"`
 		PricePerHour float64 `json:"price_per_hour"`
 		LoRA         struct {
@@ -126,24 +145,86 @@ func readJob(path string) (*trainJob, error) {
 		} `json:"lora"`
 	}
 	_ = json.Unmarshal(j.Config, &cfg)
-	j.Base, j.Rank, j.Full, j.PricePerHour, j.Dir = cfg.Base, cfg.LoRA.Rank, cfg.Full, cfg.PricePerHour, filepath.Dir(path)
-	if j.ID == "" {
-		j.ID = filepath.Base(j.Dir)
-	}
+	j.Base, j.Rank, j.Full, j.PricePerHour, j.Dir = cfg.Base, cfg.LoRA.Rank, cfg.Full, cfg.PricePerHour, cfg.Out
 	return &j, nil
+}
+
+// storeJobsLimit bounds how many of the store's jobs the pages read.
+const storeJobsLimit = 1000
+
+// allJobs is listJobs merged with the training jobs in the store (those of
+// the jobs API and of foundry train --db), one per ID: the copy updated
+// last wins, so a job.json and its store row never show twice.
+func (h *Handler) allJobs(ctx context.Context) (jobs []*trainJob, unreadable []string, err error) {
+	jobs, unreadable, err = listJobs(h.opts.DataDir)
+	if err != nil || h.st == nil {
+		return jobs, unreadable, err
+	}
+	sjs, err := h.st.ListJobs(ctx, store.JobQuery{Kind: "train", Limit: storeJobsLimit})
+	if err != nil {
+		return jobs, unreadable, fmt.Errorf("list the store's training jobs: %w", err)
+	}
+	at := map[string]int{}
+	for i, j := range jobs {
+		at[j.ID] = i
+	}
+	for _, sj := range sjs {
+		j, err := decodeJob(sj.Record)
+		if err != nil {
+			unreadable = append(unreadable, fmt.Sprintf("training job %s in the store: %v", sj.ID, err))
+			continue
+		}
+		if j.ID == "" {
+			j.ID = sj.ID
+		}
+		if i, ok := at[j.ID]; ok {
+			if j.Updated.After(jobs[i].Updated) {
+				if j.Dir == "" {
+					j.Dir = jobs[i].Dir
+				}
+				jobs[i] = j
+			}
+			continue
+		}
+		at[j.ID] = len(jobs)
+		jobs = append(jobs, j)
+	}
+	slices.SortFunc(jobs, func(a, b *trainJob) int {
+		return cmp.Or(b.Created.Compare(a.Created), strings.Compare(a.ID, b.ID))
+	})
+	return jobs, unreadable, nil
 }
 
 func jobHref(j *trainJob) string { return "/ui/training/" + url.PathEscape(j.ID) }
 
-// Running reports whether the job is still training (its page polls).
-func (j *trainJob) Running() bool { return j.Status == "running" }
+// Running reports whether the job is still training or waiting to (its page polls).
+func (j *trainJob) Running() bool { return j.Status == "running" || j.Status == "queued" }
+
+// PeakMemory describes the most memory the run used, "" when unrecorded.
+func (j *trainJob) PeakMemory() string {
+	if j.PeakMemoryBytes <= 0 {
+		return ""
+	}
+	n, unit := float64(j.PeakMemoryBytes), "B"
+	for _, u := range []string{"KiB", "MiB", "GiB", "TiB"} {
+		if n < 1024 {
+			break
+		}
+		n, unit = n/1024, u
+	}
+	kind := "host memory"
+	if j.MemoryKind == "process_rss" {
+		kind = "host memory (process RSS)"
+	}
+	return fmt.Sprintf("%.1f %s %s", n, unit, kind)
+}
 
 // StatusClass is the pill colour of the job's status.
 func (j *trainJob) StatusClass() string {
 	switch j.Status {
 	case "succeeded", "stopped_early":
 		return "ok"
-	case "running", "interrupted":
+	case "running", "queued", "interrupted":
 		return "warn"
 	case "failed":
 		return "err"
@@ -200,7 +281,7 @@ type jobRow struct {
 }
 
 func (h *Handler) handleJobs(w http.ResponseWriter, r *http.Request) {
-	jobs, unreadable, err := listJobs(h.opts.DataDir)
+	jobs, unreadable, err := h.allJobs(r.Context())
 	if err != nil {
 		h.fail(w, r, http.StatusInternalServerError, "List training jobs under "+h.opts.DataDir+": the directory could not be read.", err)
 		return
@@ -259,8 +340,8 @@ func (j *trainJob) lossChart() lossChart {
 	return c
 }
 
-func (h *Handler) findJob(id string) (*trainJob, error) {
-	jobs, _, err := listJobs(h.opts.DataDir)
+func (h *Handler) findJob(ctx context.Context, id string) (*trainJob, error) {
+	jobs, _, err := h.allJobs(ctx)
 	for _, j := range jobs {
 		if j.ID == id {
 			return j, nil
@@ -271,13 +352,13 @@ func (h *Handler) findJob(id string) (*trainJob, error) {
 
 func (h *Handler) handleJob(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	j, err := h.findJob(id)
+	j, err := h.findJob(r.Context(), id)
 	if j == nil {
 		if err != nil {
 			h.fail(w, r, http.StatusInternalServerError, "List training jobs under "+h.opts.DataDir+": the directory could not be read.", err)
 			return
 		}
-		h.fail(w, r, http.StatusNotFound, fmt.Sprintf("No training job %q under %s. A job appears once `foundry train` has written job.json to its --out directory there.", id, h.opts.DataDir), nil)
+		h.fail(w, r, http.StatusNotFound, fmt.Sprintf("No training job %q under %s or in the store. A job appears once `foundry train` has written job.json to its --out directory there, or the jobs API (/api/v1/jobs) has queued it.", id, h.opts.DataDir), nil)
 		return
 	}
 	p := jobPage{Job: j, Href: jobHref(j), Loss: j.lossChart()}
