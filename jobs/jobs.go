@@ -91,7 +91,12 @@ func (r *Runner) Start(ctx context.Context) error {
 			was := j.Status
 			j.Status, j.Updated = train.StatusInterrupted, time.Now().UTC()
 			j.Error = fmt.Sprintf("the gateway stopped while the job was %s; POST /api/v1/jobs/%s/resume continues it", cmpOr(was, sj.Status), j.ID)
-			if err := r.save(ctx, j); err != nil {
+			// job.json is rewritten where it still exists; a directory that is gone stays gone.
+			ss := train.MultiStore{r.jobs}
+			if _, err := os.Stat(filepath.Join(j.Config.Out, "job.json")); err == nil && j.Config.Out != "" {
+				ss = append(ss, train.DirStore{Dir: j.Config.Out})
+			}
+			if err := ss.SaveJob(ctx, j); err != nil {
 				return fmt.Errorf("jobs: mark job %s interrupted: %w", j.ID, err)
 			}
 			r.log.Warn("jobs: a job was left unfinished by the last gateway; marked interrupted", "job", j.ID, "was", was)
@@ -205,6 +210,13 @@ func (r *Runner) run(ctx context.Context, j *train.Job, resume bool) {
 		r.mu.Unlock()
 	}()
 	log := r.log.With("job", j.ID)
+	defer func() {
+		// A bug in one job must not take the gateway down with it.
+		if p := recover(); p != nil {
+			log.Error("jobs: training panicked", "panic", p)
+			r.end(j, train.StatusFailed, fmt.Sprintf("training panicked: %v", p))
+		}
+	}()
 	select {
 	case r.slots <- struct{}{}:
 	case <-ctx.Done():
