@@ -69,7 +69,8 @@ type JudgeConfig struct {
 	// Mode is "pointwise" (the default: a 1-10 score per row, min_score
 	// drops) or "pairwise": the Against model answers each row's prompt and
 	// the judge compares the row's answer with it, twice with the positions
-	// swapped; rows are kept by Keep.
+	// swapped; rows are kept by Keep. A pairwise judge sets no
+	// Meta.JudgeScore (best_of_n's only_if_below then resamples every row).
 	Mode    string `yaml:"mode"`
 	Against string `yaml:"against"` // pairwise: the reference model (required)
 	// Keep is which pairwise outcomes keep a row: "win" (the default: the
