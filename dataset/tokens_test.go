@@ -10,6 +10,7 @@ import (
 
 	"github.com/foundryhq/foundry/api"
 	"github.com/foundryhq/foundry/dataset"
+	"github.com/foundryhq/foundry/hub/hubtest"
 	"github.com/foundryhq/foundry/tokenizer"
 )
 
@@ -175,5 +176,37 @@ func TestTokenizerErrors(t *testing.T) {
 	_, err = dataset.LoadTokenCounter(context.Background(), t.TempDir(), nil)
 	if err == nil || !strings.Contains(err.Error(), "tokenizer.json") {
 		t.Errorf("a directory without tokenizer.json: %v", err)
+	}
+}
+
+// TestTokenizerFromHub loads a tokenizer named by a model id from a fake
+// hub, fetching its tokenizer files only, then offline from the cache.
+func TestTokenizerFromHub(t *testing.T) {
+	dir := qwen3Dir(t)
+	h := hubtest.New(t)
+	h.Setenv(t, t.TempDir())
+	files := map[string][]byte{"model.safetensors": []byte("weights the counter must not fetch")}
+	for _, name := range []string{"tokenizer.json", "tokenizer_config.json"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[name] = b
+	}
+	h.Commit("org/qwen3", "main", files)
+	c, err := dataset.LoadTokenCounter(context.Background(), "org/qwen3", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Tokens(rowFrance); got != franceTokens || c.Method() != "tokenizer org/qwen3" {
+		t.Errorf("%s counted %d tokens, want %d", c.Method(), got, franceTokens)
+	}
+	if n := h.Count("", "GET", "model.safetensors"); n != 0 {
+		t.Errorf("the weights were downloaded %d times", n)
+	}
+	t.Setenv("HF_HUB_OFFLINE", "1")
+	h.ResetRequests()
+	if _, err := dataset.LoadTokenCounter(context.Background(), "org/qwen3", nil); err != nil || len(h.Requests()) != 0 {
+		t.Errorf("offline from the cache: %v, %d requests", err, len(h.Requests()))
 	}
 }
