@@ -58,8 +58,10 @@ const (
 //
 // Keeping the best of a cluster needs every row before deciding, so rows are
 // spooled to a file in dir (os.TempDir when "") and replayed once the input
-// ends. Memory per row, outside the Go heap: 32 bytes of row state (cluster
-// leader, scores, time, where its shingles are spooled), the exact-hash index
+// ends. The per-row state lives outside the Go heap in unlinked files in dir,
+// mapped shared (see offHeap), so it costs disk and page cache rather than
+// the process's own memory: 32 bytes of row state (cluster leader and best
+// row, scores, time, where its shingles are spooled), the exact-hash index
 // (12 bytes a slot, ≈17 bytes a row at its 57–85% load), and for rows that
 // start a cluster one 8-byte LSH entry per band (12 bands at the default
 // threshold: ≈135 bytes) — about 185 bytes a row in all; bench/dataset
@@ -115,15 +117,15 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 	sh := &spool{f: shFile}
 
 	var (
-		norm    normalizer
-		rows    rowTable
-		exact   = newExactIndex()
-		bandIdx = newBandIndex()
-		best    = map[uint32]uint32{} // leader → best member, for clusters of 2+
-		sig     = make([]uint32, d.bands*d.rows)
-		full    = make([]bool, d.bands*d.rows)
-		keys    = make([]uint64, d.bands)
-		other   []uint64
+		norm     normalizer
+		rows     = rowTable{dir: d.dir}
+		exact    = newExactIndex(d.dir)
+		bandIdx  = newBandIndex(d.dir)
+		clusters int64 // leaders with duplicates
+		sig      = make([]uint32, d.bands*d.rows)
+		full     = make([]bool, d.bands*d.rows)
+		keys     = make([]uint64, d.bands)
+		other    []uint64
 	)
 	defer rows.release()
 	defer func() {
@@ -147,17 +149,19 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 		}
 		return a > b
 	}
-	join := func(i, l uint32) {
+	join := func(i, l uint32) { // row i is a duplicate of leader l's cluster
 		rows.at(i).leader = l
-		cur, ok := best[l]
-		if !ok {
-			cur = l
+		rl := rows.at(l)
+		cur := l
+		if rl.best == 0 {
+			clusters++
+		} else {
+			cur = rl.best - 1
 		}
 		if better(i, cur) {
-			best[l] = i
-		} else if !ok {
-			best[l] = l
+			cur = i
 		}
+		rl.best = cur + 1
 	}
 	var n uint32
 	for ex := range in {
@@ -253,7 +257,7 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 	exact.release() // free the indexes before replaying
 	bandIdx.release()
 	exact, bandIdx = nil, nil
-	out.Count("clusters with duplicates", int64(len(best)))
+	out.Count("clusters with duplicates", clusters)
 	out.Count("lsh bands", int64(d.bands))
 	out.Count("lsh rows per band", int64(d.rows))
 
@@ -268,8 +272,8 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 	}
 	winnerOf := func(i uint32) uint32 {
 		l := rows.at(i).leader
-		if b, ok := best[l]; ok {
-			return b
+		if b := rows.at(l).best; b != 0 {
+			return b - 1
 		}
 		return l
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 
@@ -67,7 +68,8 @@ func TestNearDuplicateRecall(t *testing.T) {
 	for range perBand {
 		pairs = append(pairs, makePair(0.3, 0.7)) // must not be found
 	}
-	stage, err := Dedupe(DedupeSpec{}, t.TempDir())
+	dir := t.TempDir()
+	stage, err := Dedupe(DedupeSpec{}, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +110,45 @@ func TestNearDuplicateRecall(t *testing.T) {
 	if rep.Out+rep.dropped != int64(2*len(pairs)) {
 		t.Errorf("kept %d + dropped %d != %d rows", rep.Out, rep.dropped, 2*len(pairs))
 	}
+	if left, _ := os.ReadDir(dir); len(left) > 0 {
+		t.Errorf("dedupe left %d files in its dir, want none", len(left))
+	}
+}
+
+// TestOffHeap checks that offHeap's file-backed memory starts zeroed, holds
+// what is written through several grown tables, and leaves no file behind.
+func TestOffHeap(t *testing.T) {
+	dir := t.TempDir()
+	x := newExactIndex(dir)
+	b := newBandIndex(dir)
+	rows := rowTable{dir: dir}
+	const n = 3 * rowChunk / 2
+	for i := range uint32(n) {
+		r := rows.add()
+		if *r != (rowInfo{}) {
+			t.Fatalf("row %d not zeroed: %+v", i, *r)
+		}
+		r.leader = i
+		x.put(uint64(i)*7919+1, i)
+		b.putIfAbsent(uint64(i)<<32, i)
+	}
+	if left, _ := os.ReadDir(dir); len(left) > 0 {
+		t.Errorf("%d index files visible in the dir, want them unlinked", len(left))
+	}
+	for i := range uint32(n) {
+		if rows.at(i).leader != i {
+			t.Fatalf("row %d: leader %d", i, rows.at(i).leader)
+		}
+		if v, ok := x.get(uint64(i)*7919 + 1); !ok || v != i {
+			t.Fatalf("exact %d: %d, %v", i, v, ok)
+		}
+		if v, ok := b.get(uint64(i) << 32); !ok || v != i {
+			t.Fatalf("band %d: %d, %v", i, v, ok)
+		}
+	}
+	rows.release()
+	x.release()
+	b.release()
 }
 
 func TestLSHParams(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 )
 
 // Dedupe's indexes are open-addressing tables with linear probing, kept off
-// the Go heap (see offHeap), indexed by multiply-shift so they can grow by
+// the Go heap in files (see offHeap), indexed by multiply-shift so they can grow by
 // 1.5x (not 2x) and stay between 57% and 85% full: about 1.4 slots per entry.
 const (
 	maxLoadNum, maxLoadDen = 85, 100
@@ -29,17 +29,18 @@ type exactIndex struct {
 	vals        []uint32
 	n           int
 	freeK, free func()
+	dir         string
 }
 
-func newExactIndex() *exactIndex {
-	x := &exactIndex{}
+func newExactIndex(dir string) *exactIndex {
+	x := &exactIndex{dir: dir}
 	x.alloc(1024)
 	return x
 }
 
 func (x *exactIndex) alloc(n int) {
-	x.keys, x.freeK = offHeap[uint64](n)
-	x.vals, x.free = offHeap[uint32](n)
+	x.keys, x.freeK = offHeap[uint64](x.dir, n)
+	x.vals, x.free = offHeap[uint32](x.dir, n)
 }
 
 func (x *exactIndex) release() {
@@ -101,11 +102,12 @@ type bandIndex struct {
 	slots []uint64
 	n     int
 	free  func()
+	dir   string
 }
 
-func newBandIndex() *bandIndex {
-	x := &bandIndex{}
-	x.slots, x.free = offHeap[uint64](4096)
+func newBandIndex(dir string) *bandIndex {
+	x := &bandIndex{dir: dir}
+	x.slots, x.free = offHeap[uint64](dir, 4096)
 	return x
 }
 
@@ -134,7 +136,7 @@ func (x *bandIndex) get(k uint64) (uint32, bool) {
 func (x *bandIndex) putIfAbsent(k uint64, row uint32) {
 	if (x.n+1)*maxLoadDen > len(x.slots)*maxLoadNum {
 		old, free := x.slots, x.free
-		x.slots, x.free = offHeap[uint64](len(old) * growNum / growDen)
+		x.slots, x.free = offHeap[uint64](x.dir, len(old)*growNum/growDen)
 		x.n = 0
 		for _, s := range old {
 			if s != 0 {
@@ -171,6 +173,7 @@ type rowInfo struct {
 	leader uint32  // the row that started its cluster (itself for a leader)
 	score  float32 // feedback score, NaN when none
 	judge  float32 // judge score, NaN when none
+	best   uint32  // for a leader with duplicates, its cluster's best row + 1; else 0
 	kind   uint8
 }
 
@@ -180,13 +183,14 @@ type rowTable struct {
 	chunks [][]rowInfo
 	frees  []func()
 	n      int
+	dir    string
 }
 
 const rowChunk = 1 << 16
 
 func (t *rowTable) add() *rowInfo {
 	if t.n%rowChunk == 0 {
-		c, free := offHeap[rowInfo](rowChunk)
+		c, free := offHeap[rowInfo](t.dir, rowChunk)
 		t.chunks, t.frees = append(t.chunks, c), append(t.frees, free)
 	}
 	t.n++

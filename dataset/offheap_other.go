@@ -3,4 +3,4 @@
 package dataset
 
 // offHeap allocates on the Go heap where mmap is not available.
-func offHeap[T any](n int) ([]T, func()) { return make([]T, n), func() {} }
+func offHeap[T any](dir string, n int) ([]T, func()) { return make([]T, n), func() {} }

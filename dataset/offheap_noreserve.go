@@ -1,0 +1,12 @@
+//go:build unix && !linux
+
+package dataset
+
+import (
+	"errors"
+	"os"
+)
+
+// reserve is not available here: offHeap uses anonymous memory instead of
+// a file whose blocks it cannot reserve.
+func reserve(*os.File, int64) error { return errors.ErrUnsupported }
