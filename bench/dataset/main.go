@@ -6,23 +6,34 @@
 // with PII, 2% refusals, 1% upstream errors, 10% with feedback), then in
 // fresh child processes:
 //
-//   - runs the whole build once (dataset.Build, as foundry dataset build:
-//     the streaming pipeline and the version written and hashed), reporting
-//     records/s and the process's peak RSS (VmHWM from /proc/self/status);
+//   - runs the whole build (dataset.Build, as foundry dataset build: the
+//     streaming pipeline and the version written and hashed) -rounds times,
+//     reporting records/s (records read from the store per wall-clock
+//     second), the child's peak RSS (VmHWM) and the peaks of its RssAnon
+//     (heap, stacks, anonymous mappings) and RssFile (resident pages of
+//     mapped files, such as dedupe's index) sampled from /proc/PID/status
+//     every 20ms, and the host's load average when it started;
 //   - runs growing prefixes of the pipeline (select; +validate; +dedupe;
 //     +scrub; +split; then the full build for "write") and reports each
-//     stage's own cost as the CPU time it adds per record (user+sys), and the
-//     records/s that cost allows on one core.
+//     stage's own cost as the CPU time it adds per record (user+sys).
 //
-// CPU time per stage is the robust number on a shared machine; wall-clock
-// records/s moves with whatever else runs. The children run at GOGC 400, as
-// foundry dataset build does (-gogc changes it). The selection is routes
-// [support-bot, extract] with tag prod, so 95% of the records are read.
+// With -baseline, another build of this command (say, an older commit's:
+// git worktree add /tmp/ds-old COMMIT && cd /tmp/ds-old && go build -o
+// /tmp/bench-old ./bench/dataset) runs the same children under this
+// harness, alternating with this build round by round, so that both see the
+// same background load; the ratio of their median records/s is printed.
 //
-// Run: go run ./bench/dataset [-sizes 100000,1000000] [-dir /tmp/foundry-bench-dataset] [-out bench/out/dataset.json]
+// CPU time per stage is the more robust number on a shared machine;
+// wall-clock records/s moves with whatever else runs. The children run at
+// GOGC 400, as foundry dataset build does (-gogc changes it). The selection
+// is routes [support-bot, extract] with tag prod, so 95% of the records are read.
+//
+// Run: go run ./bench/dataset [-sizes 100000,1000000] [-rounds 3] [-baseline /tmp/bench-old]
+// [-dir /tmp/foundry-bench-dataset] [-out bench/out/dataset.json]
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -35,6 +46,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -56,6 +68,8 @@ func main() {
 		depth = flag.Int("stages", 0, "internal: how many stages after select")
 		prof  = flag.String("cpuprofile", "", "with -mode full: write a CPU profile here")
 		gogc  = flag.Int("gogc", 400, "GC percent of the measuring processes (foundry dataset build uses 400)")
+		base  = flag.String("baseline", "", "also measure this other build of bench/dataset (e.g. an older commit's), alternating with this one")
+		round = flag.Int("rounds", 1, "full builds per binary and size (the median is reported)")
 	)
 	flag.Parse()
 	ctx := context.Background()
@@ -77,7 +91,7 @@ func main() {
 		debug.SetGCPercent(*gogc)
 		err = measure(ctx, *db, *mode, *depth)
 	default:
-		err = orchestrate(ctx, log, *sizes, *dir, *out, *gogc)
+		err = orchestrate(ctx, log, *sizes, *dir, *out, *gogc, *base, max(*round, 1))
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
@@ -85,7 +99,8 @@ func main() {
 	}
 }
 
-// result is what a measuring child prints as JSON.
+// result is what a measuring child prints as JSON, and what the parent
+// adds from sampling the child's /proc/PID/status.
 type result struct {
 	Mode       string           `json:"mode"`
 	Stages     int              `json:"stages"`
@@ -93,22 +108,33 @@ type result struct {
 	Out        int64            `json:"out"`
 	WallS      float64          `json:"wall_s"`
 	CPUS       float64          `json:"cpu_s"`
-	PeakRSSMiB float64          `json:"peak_rss_mib"`
+	PeakRSSMiB float64          `json:"peak_rss_mib"` // the child's VmHWM
 	Funnel     dataset.Funnel   `json:"funnel,omitempty"`
 	Counters   map[string]int64 `json:"-"`
+
+	// Sampled by the parent every 20ms (so a peak shorter than that can be missed).
+	PeakAnonMiB float64 `json:"peak_rss_anon_mib"` // RssAnon: heap, stacks, anonymous mappings
+	PeakFileMiB float64 `json:"peak_rss_file_mib"` // RssFile: mapped files (binary, dedupe index) resident
+	Load1       float64 `json:"load1"`             // the host's 1-minute load average when the run started
 }
 
 var stageNames = []string{"select", "validate", "dedupe", "scrub", "split", "write"}
 
-type sizeReport struct {
-	Records      int                `json:"records"`
-	GenerateS    float64            `json:"generate_s"`
-	Full         result             `json:"full"`
+// run is one binary's measurements of one size.
+type run struct {
+	Binary       string             `json:"binary"`
+	Full         []result           `json:"full"` // one per round
 	StageRecPerS map[string]float64 `json:"stage_records_per_cpu_s"`
 	StageCPUus   map[string]float64 `json:"stage_cpu_us_per_record"`
 }
 
-func orchestrate(ctx context.Context, log *slog.Logger, sizes, dir, out string, gogc int) error {
+type sizeReport struct {
+	Records   int     `json:"records"`
+	GenerateS float64 `json:"generate_s,omitempty"`
+	Runs      []*run  `json:"runs"` // this binary's, then the baseline's
+}
+
+func orchestrate(ctx context.Context, log *slog.Logger, sizes, dir, out string, gogc int, baseline string, rounds int) error {
 	gc := strconv.Itoa(gogc)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -117,13 +143,20 @@ func orchestrate(ctx context.Context, log *slog.Logger, sizes, dir, out string, 
 	if err != nil {
 		return err
 	}
+	bins := []string{self}
+	if baseline != "" {
+		bins = append(bins, baseline)
+	}
 	var reports []sizeReport
 	for _, s := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil {
 			return fmt.Errorf("-sizes: %w", err)
 		}
-		rep := sizeReport{Records: n, StageRecPerS: map[string]float64{}, StageCPUus: map[string]float64{}}
+		rep := sizeReport{Records: n}
+		for _, b := range bins {
+			rep.Runs = append(rep.Runs, &run{Binary: b, StageRecPerS: map[string]float64{}, StageCPUus: map[string]float64{}})
+		}
 		path := filepath.Join(dir, fmt.Sprintf("records-%d.db", n))
 		if _, err := os.Stat(path); err != nil {
 			log.Info("generating store", "records", n, "path", path)
@@ -135,46 +168,90 @@ func orchestrate(ctx context.Context, log *slog.Logger, sizes, dir, out string, 
 			rep.GenerateS = time.Since(start).Seconds()
 			log.Info("generated", "records", n, "seconds", rep.GenerateS, "records/s", float64(n)/rep.GenerateS)
 		}
-		if err := child(ctx, self, &rep.Full, "-mode", "full", "-db", path, "-stages", "4", "-gogc", gc); err != nil {
-			return err
-		}
-		log.Info("full pipeline", "records", n, "records/s", float64(rep.Full.Records)/rep.Full.WallS, "peak_rss_mib", rep.Full.PeakRSSMiB)
-		prev := 0.0
-		for k := 0; k <= 4; k++ {
-			var r result
-			if err := child(ctx, self, &r, "-mode", "prefix", "-db", path, "-stages", strconv.Itoa(k), "-gogc", gc); err != nil {
-				return err
+		// Full builds, alternating the binaries (and which goes first) so
+		// that both see the same background load.
+		for round := range rounds {
+			for k := range rep.Runs {
+				r := rep.Runs[(k+round)%len(rep.Runs)]
+				var res result
+				if err := child(ctx, r.Binary, &res, "-mode", "full", "-db", path, "-stages", "4", "-gogc", gc); err != nil {
+					return err
+				}
+				r.Full = append(r.Full, res)
+				log.Info("full build", "binary", r.Binary, "records", n, "records/s", float64(res.Records)/res.WallS,
+					"peak_rss_mib", res.PeakRSSMiB, "peak_rss_anon_mib", res.PeakAnonMiB, "load1", res.Load1)
 			}
-			per := (r.CPUS - prev) / float64(r.Records)
-			prev = r.CPUS
-			rep.StageCPUus[stageNames[k]] = per * 1e6
-			rep.StageRecPerS[stageNames[k]] = 1 / per
 		}
-		per := (rep.Full.CPUS - prev) / float64(rep.Full.Records) // writing the version: the full build less the pipeline
-		rep.StageCPUus["write"], rep.StageRecPerS["write"] = per*1e6, 1/per
+		// Each stage's CPU time per record, from growing prefixes of the pipeline.
+		for _, r := range rep.Runs {
+			prev := 0.0
+			for k := 0; k <= 4; k++ {
+				var res result
+				if err := child(ctx, r.Binary, &res, "-mode", "prefix", "-db", path, "-stages", strconv.Itoa(k), "-gogc", gc); err != nil {
+					return err
+				}
+				per := (res.CPUS - prev) / float64(res.Records)
+				prev = res.CPUS
+				r.StageCPUus[stageNames[k]] = per * 1e6
+				r.StageRecPerS[stageNames[k]] = 1 / per
+			}
+			full := median(r.Full, func(x result) float64 { return x.CPUS })
+			per := (full - prev) / float64(r.Full[0].Records) // writing the version: the full build less the pipeline
+			r.StageCPUus["write"], r.StageRecPerS["write"] = per*1e6, 1/per
+		}
 		reports = append(reports, rep)
 	}
-	fmt.Printf("\nhost: %d CPUs (GOMAXPROCS %d), %s\n\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
-	fmt.Printf("%-10s %10s %12s %12s %14s\n", "records", "wall s", "records/s", "peak RSS", "kept rows")
-	for _, r := range reports {
-		fmt.Printf("%-10d %10.1f %12.0f %9.0f MiB %14d\n", r.Records, r.Full.WallS, float64(r.Full.Records)/r.Full.WallS, r.Full.PeakRSSMiB, r.Full.Out)
+	fmt.Printf("\nhost: %d CPUs (GOMAXPROCS %d), %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
+	for i, b := range bins {
+		fmt.Printf("binary %d: %s\n", i, b)
 	}
-	fmt.Printf("\nper stage (CPU time each stage adds per record; records/s on one core):\n%-10s", "records")
-	for _, s := range stageNames {
-		fmt.Printf(" %18s", s)
-	}
-	fmt.Println()
-	for _, r := range reports {
-		fmt.Printf("%-10d", r.Records)
-		for _, s := range stageNames {
-			fmt.Printf(" %7.1fµs %8.0f/s", r.StageCPUus[s], r.StageRecPerS[s])
+	fmt.Printf("\nfull builds (records/s per round; peaks over the rounds; load: 1-minute load average at each start):\n")
+	fmt.Printf("%-10s %-3s %-26s %10s %10s %10s %10s %10s  %s\n", "records", "bin", "records/s", "median", "peak RSS", "RssAnon", "RssFile", "kept rows", "load")
+	for _, rep := range reports {
+		for i, r := range rep.Runs {
+			var rates, loads []string
+			var rss, anon, file float64
+			for _, f := range r.Full {
+				rates = append(rates, fmt.Sprintf("%.0f", float64(f.Records)/f.WallS))
+				loads = append(loads, fmt.Sprintf("%.1f", f.Load1))
+				rss, anon, file = max(rss, f.PeakRSSMiB), max(anon, f.PeakAnonMiB), max(file, f.PeakFileMiB)
+			}
+			fmt.Printf("%-10d %-3d %-26s %10.0f %6.0f MiB %6.0f MiB %6.0f MiB %10d  %s\n", rep.Records, i, strings.Join(rates, " "),
+				rate(r), rss, anon, file, r.Full[0].Out, strings.Join(loads, " "))
 		}
-		fmt.Println()
+		if len(rep.Runs) == 2 {
+			fmt.Printf("%-10d ratio of medians (bin 0 / bin 1): %.2f\n", rep.Records, rate(rep.Runs[0])/rate(rep.Runs[1]))
+		}
+	}
+	fmt.Printf("\nper stage (CPU time each stage adds per record, one run each):\n%-10s %-3s", "records", "bin")
+	for _, s := range stageNames {
+		fmt.Printf(" %9s", s)
+	}
+	fmt.Printf(" %9s\n", "total")
+	for _, rep := range reports {
+		for i, r := range rep.Runs {
+			fmt.Printf("%-10d %-3d", rep.Records, i)
+			total := 0.0
+			for _, s := range stageNames {
+				fmt.Printf(" %7.1fµs", r.StageCPUus[s])
+				total += r.StageCPUus[s]
+			}
+			fmt.Printf(" %7.1fµs\n", total)
+		}
+	}
+	fmt.Println("\ndedupe index (files in the build's temp dir):")
+	for _, rep := range reports {
+		for i, r := range rep.Runs {
+			if d := r.Full[0].Funnel.Stage("dedupe"); d != nil && d.In > 0 {
+				fmt.Printf("%-10d %-3d %6.1f MiB, %5.0f bytes per row in\n", rep.Records, i,
+					float64(d.Counters["index bytes"])/(1<<20), float64(d.Counters["index bytes"])/float64(d.In))
+			}
+		}
 	}
 	if len(reports) > 0 {
 		last := reports[len(reports)-1]
 		fmt.Println("\nfunnel of the last size:")
-		for _, st := range last.Full.Funnel {
+		for _, st := range last.Runs[0].Full[0].Funnel {
 			fmt.Printf("  %-9s in %9d out %9d", st.Stage, st.In, st.Out)
 			for _, d := range st.Dropped {
 				fmt.Printf("  %s: %d", d.Reason, d.Count)
@@ -195,17 +272,86 @@ func orchestrate(ctx context.Context, log *slog.Logger, sizes, dir, out string, 
 	return nil
 }
 
-func child(ctx context.Context, self string, into *result, args ...string) error {
-	cmd := exec.CommandContext(ctx, self, args...)
+// rate is the median records/s of r's full builds.
+func rate(r *run) float64 {
+	return median(r.Full, func(x result) float64 { return float64(x.Records) / x.WallS })
+}
+
+func median[T any](xs []T, f func(T) float64) float64 {
+	v := make([]float64, len(xs))
+	for i, x := range xs {
+		v[i] = f(x)
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// child runs bin with args and, when into is set, decodes the JSON result it
+// prints, adding its memory peaks sampled from /proc and the load average.
+func child(ctx context.Context, bin string, into *result, args ...string) error {
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stderr = os.Stderr
-	b, err := cmd.Output()
-	if err != nil {
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	load := loadAverage()
+	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("%s: %w", strings.Join(args, " "), err)
 	}
-	if into != nil {
-		return json.Unmarshal(b, into)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var anon, file float64
+	var err error
+wait:
+	for {
+		select {
+		case err = <-done:
+			break wait
+		case <-tick.C:
+			st := procStatus(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+			anon, file = max(anon, st["RssAnon"]), max(file, st["RssFile"])
+		}
 	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", bin, strings.Join(args, " "), err)
+	}
+	if into == nil {
+		return nil
+	}
+	if err := json.Unmarshal(stdout.Bytes(), into); err != nil {
+		return err
+	}
+	into.PeakAnonMiB, into.PeakFileMiB, into.Load1 = anon/1024, file/1024, load
 	return nil
+}
+
+// procStatus reads the kB fields of a /proc/PID/status file.
+func procStatus(path string) map[string]float64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	m := map[string]float64{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.HasSuffix(v, " kB") {
+			m[k], _ = strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(v, " kB")), 64)
+		}
+	}
+	return m
+}
+
+func loadAverage() float64 {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return -1
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 // measure runs select and the first depth stages (all with -mode full) and
@@ -264,18 +410,10 @@ func cpuSeconds() float64 {
 	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
 }
 
-// peakRSS reads VmHWM (KiB) from /proc/self/status.
+// peakRSS reads VmHWM from /proc/self/status.
 func peakRSS() float64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return -1
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmHWM:") {
-			f := strings.Fields(l)
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
+	if v, ok := procStatus("/proc/self/status")["VmHWM"]; ok {
+		return v / 1024
 	}
 	return -1
 }
