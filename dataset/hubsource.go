@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
+	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/foundryhq/foundry/hub"
@@ -15,13 +18,15 @@ import (
 // repo: hf://datasets/ORG/NAME[@rev]/PATH, the path huggingface_hub's
 // HfFileSystem uses. A revision with "/" in it is percent-encoded
 // (hf://datasets/org/data@refs%2Fconvert%2Fparquet/default/train/0000.parquet).
+// PATH may be a glob ("*" also matches "/"), e.g. data/train-*.parquet for
+// a sharded split: every matching file is read, in name order.
 const HubScheme = "hf://"
 
 // HubFile is one file of a dataset repo on the hub.
 type HubFile struct {
 	Repo string // ORG/NAME
 	Rev  string // branch, tag or commit sha; "main" when the reference names none
-	Path string // the file's path in the repo
+	Path string // the file's path in the repo, or a glob of paths
 }
 
 // String is the file's hf:// reference.
@@ -98,39 +103,81 @@ type HubSource struct {
 // Name is "select".
 func (s *HubSource) Name() string { return "select" }
 
-// Examples fetches the file and reads it; its rows' Source is the hf://
-// reference rather than the cache path.
+// Examples fetches the file (or the files a glob matches) and reads it;
+// its rows' Source is the file's hf:// reference rather than the cache path.
 func (s *HubSource) Examples(ctx context.Context, out *Out) error {
-	path, err := s.Local(ctx)
+	files, err := s.Local(ctx)
 	if err != nil {
 		return err
 	}
-	ref := s.File.String()
 	next := out.filter
-	sub := &Out{ch: out.ch, sink: out.sink, rep: out.rep, progress: out.progress, filter: func(ex *Example) string {
-		ex.Meta.Source = ref
-		if next != nil {
-			return next(ex)
+	for _, f := range files {
+		ref := HubFile{Repo: s.File.Repo, Rev: s.File.Rev, Path: f.Path}.String()
+		sub := &Out{ch: out.ch, sink: out.sink, rep: out.rep, progress: out.progress, filter: func(ex *Example) string {
+			ex.Meta.Source = ref
+			if next != nil {
+				return next(ex)
+			}
+			return ""
+		}}
+		if err := (&FileSource{Path: f.Local, Format: s.Format}).Examples(ctx, sub); err != nil {
+			return err
 		}
-		return ""
-	}}
-	return (&FileSource{Path: path, Format: s.Format}).Examples(ctx, sub)
+	}
+	return nil
 }
 
-// Local returns the file's path in the hub cache, downloading it first
-// when it is not there.
-func (s *HubSource) Local(ctx context.Context) (string, error) {
+// LocalFile is one file of a HubSource in the hub cache.
+type LocalFile struct {
+	Path  string // in the repo
+	Local string // in the hub cache (a snapshot's symlink)
+}
+
+// Local returns the source's file (or the files its glob matches, in name
+// order) in the hub cache, downloading what is not there.
+func (s *HubSource) Local(ctx context.Context) ([]LocalFile, error) {
 	c, err := s.Hub.client()
 	if err != nil {
-		return "", fmt.Errorf("import %s: %w", s.File, err)
+		return nil, fmt.Errorf("import %s: %w", s.File, err)
 	}
-	path, err := c.Download(ctx, s.File.Repo, s.File.Rev, s.File.Path)
-	if err != nil {
+	fail := func(err error) ([]LocalFile, error) {
 		hint := ""
 		if errors.Is(err, hub.ErrNotCached) {
 			hint = fmt.Sprintf(" (fetch it with network access: foundry pull --dataset %s@%s)", s.File.Repo, s.File.Rev)
 		}
-		return "", fmt.Errorf("import %s: %w%s", s.File, err, hint)
+		return nil, fmt.Errorf("import %s: %w%s", s.File, err, hint)
 	}
-	return path, nil
+	if !hub.IsGlob(s.File.Path) {
+		path, err := c.Download(ctx, s.File.Repo, s.File.Rev, s.File.Path)
+		if err != nil {
+			return fail(err)
+		}
+		return []LocalFile{{Path: s.File.Path, Local: path}}, nil
+	}
+	dir, err := c.WithFilters([]string{s.File.Path}, nil).Snapshot(ctx, s.File.Repo, s.File.Rev)
+	if err != nil {
+		return fail(err)
+	}
+	var files []LocalFile
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		if rel = filepath.ToSlash(rel); hub.MatchGlob(s.File.Path, rel) {
+			files = append(files, LocalFile{Path: rel, Local: p})
+		}
+		return nil
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if len(files) == 0 {
+		return fail(fmt.Errorf("no file in the cached snapshot %s matches %q: %w", dir, s.File.Path, hub.ErrNotCached))
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+	return files, nil
 }

@@ -196,3 +196,45 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// TestBuildFromHubGlob reads a sharded split named by a glob, fetching the
+// matching shards only, in name order.
+func TestBuildFromHubGlob(t *testing.T) {
+	h := hubtest.New(t)
+	cache := t.TempDir()
+	h.Setenv(t, cache)
+	shard := func(from, n int) []byte {
+		var exs []*dataset.Example
+		for i := from; i < from+n; i++ {
+			exs = append(exs, chat(fmt.Sprintf("Question %d about the invoice export?", i), fmt.Sprintf("Answer %d: use the export button in billing.", i)))
+		}
+		return parquetOf(t, exs)
+	}
+	h.Commit("datasets/org/sharded", "main", map[string][]byte{
+		"data/train-00001-of-00002.parquet": shard(10, 4),
+		"data/train-00000-of-00002.parquet": shard(0, 3),
+		"data/test-00000-of-00001.parquet":  shard(100, 2),
+	})
+	s, err := dataset.ParseSpec("spec.yaml", []byte("name: sharded\nsources: [{file: \"hf://datasets/org/sharded/data/train-*.parquet\"}]\nskip: [dedupe]\nsplit: {train: 1, val: 0, test: 0}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := dataset.Build(context.Background(), s, dataset.BuildOptions{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Manifest.Rows["train"]; got != 7 {
+		t.Fatalf("%d rows, want 7 (3 + 4 from the two train shards)", got)
+	}
+	if n := h.Count("", "GET", "test-00000"); n != 0 {
+		t.Errorf("the test shard was downloaded (%d GETs)", n)
+	}
+	// Shard 00000 first: its rows come before 00001's.
+	if first := b.Manifest.Sample[0]; !strings.HasSuffix(first.Source, "data/train-00000-of-00002.parquet") {
+		t.Errorf("first sample row from %q, want shard 00000", first.Source)
+	}
+	t.Setenv("HF_HUB_OFFLINE", "1")
+	if b2, err := dataset.Build(context.Background(), s, dataset.BuildOptions{DataDir: t.TempDir()}); err != nil || b2.Manifest.Hash != b.Manifest.Hash {
+		t.Errorf("offline rebuild: %v", err)
+	}
+}

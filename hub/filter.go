@@ -83,6 +83,13 @@ func hasSuffix(names []string, suffix string) bool {
 	return false
 }
 
+// MatchGlob reports whether the repo file name matches pattern as
+// Options.Include and Exclude patterns match ("*" also matches "/").
+func MatchGlob(pattern, name string) bool { return globRegexp(pattern).MatchString(name) }
+
+// IsGlob reports whether s has glob characters ("*", "?", "[").
+func IsGlob(s string) bool { return strings.ContainsAny(s, "*?[") }
+
 // globRegexp translates an fnmatch pattern the way Python's fnmatch does,
 // which is what huggingface_hub's allow_patterns/ignore_patterns use: "*"
 // matches any run of characters including "/", "?" one character, "[...]" a

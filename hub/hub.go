@@ -161,6 +161,14 @@ func New(opts Options) (*Client, error) {
 	}, nil
 }
 
+// WithFilters returns a Client like c whose Snapshot fetches the files
+// matching include and not exclude (see Options.Include).
+func (c *Client) WithFilters(include, exclude []string) *Client {
+	cp := *c
+	cp.opts.Include, cp.opts.Exclude = include, exclude
+	return &cp
+}
+
 // RepoType is the kind of repo the Client reads: RepoTypeModel or RepoTypeDataset.
 func (c *Client) RepoType() string { return c.repoType }
 

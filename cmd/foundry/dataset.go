@@ -36,7 +36,8 @@ datasets/NAME/HASH12/ (train.jsonl, val.jsonl, test.jsonl in OpenAI fine-tuning
 format, and manifest.json with the spec, the funnel, a token histogram and a sample).
 
 A file of a Hugging Face dataset repo is named hf://datasets/ORG/NAME[@rev]/PATH
-(with --file, or file: in a spec); it is downloaded into the hub cache that
+(with --file, or file: in a spec; PATH may be a glob such as data/train-*.parquet
+for a sharded split); it is downloaded into the hub cache that
 "foundry pull --dataset" and huggingface_hub use (resumed, checksummed), or read
 from it offline (HF_HUB_OFFLINE=1). HF_ENDPOINT and HF_TOKEN are honoured.
 
