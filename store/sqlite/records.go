@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/foundryhq/foundry/store"
 	"github.com/foundryhq/foundry/store/internal/clean"
@@ -451,12 +452,12 @@ func scanRows(rows *sql.Rows) ([]store.RecordWithFeedback, error) {
 			r.Response = response
 		}
 		if tags.Valid {
-			if err := json.Unmarshal([]byte(tags.String), &r.Tags); err != nil {
+			if err := decodeTags(tags.String, &r.Tags); err != nil {
 				return nil, fmt.Errorf("record %q: tags: %w", r.ID, err)
 			}
 		}
 		if meta.Valid {
-			if err := json.Unmarshal([]byte(meta.String), &r.Metadata); err != nil {
+			if err := decodeMetadata(meta.String, &r.Metadata); err != nil {
 				return nil, fmt.Errorf("record %q: metadata: %w", r.ID, err)
 			}
 		}
@@ -473,6 +474,83 @@ func scanRows(rows *sql.Rows) ([]store.RecordWithFeedback, error) {
 		return nil, fmt.Errorf("read records: %w", err)
 	}
 	return out, nil
+}
+
+// decodeTags decodes tags as stored by encodeLabels. json.Marshal's compact
+// form of plain strings (no escapes) is split directly: a long scan reads
+// it for every record, and encoding/json cost more than the rest of the row.
+func decodeTags(s string, tags *[]string) error {
+	if elems, ok := plainStrings(s, '[', ']'); ok {
+		*tags = elems
+		return nil
+	}
+	return json.Unmarshal([]byte(s), tags)
+}
+
+// decodeMetadata is decodeTags for the metadata object.
+func decodeMetadata(s string, meta *map[string]string) error {
+	elems, ok := plainStrings(s, '{', '}')
+	if !ok || len(elems)%2 != 0 {
+		return json.Unmarshal([]byte(s), meta)
+	}
+	m := make(map[string]string, len(elems)/2)
+	for i := 0; i < len(elems); i += 2 {
+		if _, dup := m[elems[i]]; dup {
+			return json.Unmarshal([]byte(s), meta)
+		}
+		m[elems[i]] = elems[i+1]
+	}
+	*meta = m
+	return nil
+}
+
+// plainStrings splits open"a",...close (or, for '{', open"k":"v",...close)
+// without whitespace into its strings, reporting false for anything else:
+// escapes, control characters, invalid UTF-8, other separators.
+func plainStrings(s string, open, close byte) ([]string, bool) {
+	if len(s) < 2 || s[0] != open || s[len(s)-1] != close {
+		return nil, false
+	}
+	body := s[1 : len(s)-1]
+	if body == "" {
+		return []string{}, true
+	}
+	out := make([]string, 0, 4)
+	for i := 0; ; {
+		if i >= len(body) || body[i] != '"' {
+			return nil, false
+		}
+		end := strings.IndexByte(body[i+1:], '"')
+		if end < 0 {
+			return nil, false
+		}
+		v := body[i+1 : i+1+end]
+		ascii := true
+		for j := 0; j < len(v); j++ {
+			switch c := v[j]; {
+			case c < 0x20 || c == '\\':
+				return nil, false
+			case c >= utf8.RuneSelf:
+				ascii = false
+			}
+		}
+		if !ascii && !utf8.ValidString(v) {
+			return nil, false
+		}
+		out = append(out, v)
+		i += end + 2
+		if i == len(body) {
+			return out, true
+		}
+		sep := byte(',')
+		if open == '{' && len(out)%2 == 1 {
+			sep = ':'
+		}
+		if body[i] != sep {
+			return nil, false
+		}
+		i++
+	}
 }
 
 // micros is how times are stored: unix microseconds, UTC.
