@@ -33,7 +33,10 @@ type Mounter interface {
 //	POST /api/v1/jobs/{id}/cancel     cancel a queued or running job; it ends "interrupted" (202)
 //	POST /api/v1/jobs/{id}/resume     queue an interrupted or failed job again, from its checkpoint (202)
 //
-// A job's body is the train.Job record, as job.json holds it.
+// A job's body is the train.Job record, as job.json holds it. Errors are
+// OpenAI-style bodies: 400 for a bad config (param names the field), 404 for
+// an unknown id, 409 for an action the job's status does not allow or an
+// out directory another queued or running job writes to.
 func (r *Runner) Mount(m Mounter) {
 	m.Handle("POST /api/v1/jobs", m.AdminOnly(r.handleSubmit))
 	m.Handle("GET /api/v1/jobs", m.AdminOnly(r.handleList))

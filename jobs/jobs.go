@@ -47,7 +47,7 @@ type Runner struct {
 	slots chan struct{} // one token per job training now
 
 	mu     sync.Mutex
-	active map[string]context.CancelFunc // queued or running here
+	active map[string]activeJob // queued or running here, by id
 	ctx    context.Context               // parent of every job's context; cancelled by Close
 	stop   context.CancelFunc
 	closed bool
@@ -64,7 +64,12 @@ func New(opts Options) *Runner {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	return &Runner{opts: opts, jobs: train.StoreJobs{Store: opts.Store}, log: opts.Logger,
-		slots: make(chan struct{}, opts.Concurrency), active: map[string]context.CancelFunc{}, ctx: ctx, stop: stop}
+		slots: make(chan struct{}, opts.Concurrency), active: map[string]activeJob{}, ctx: ctx, stop: stop}
+}
+
+type activeJob struct {
+	cancel context.CancelFunc
+	out    string // two jobs must not write one directory
 }
 
 // Start marks the jobs that a previous gateway left running or queued (it
@@ -171,11 +176,17 @@ func (r *Runner) enqueue(ctx context.Context, j *train.Job, resume bool) error {
 	if _, ok := r.active[j.ID]; ok {
 		return fmt.Errorf("job %s is already queued or running: %w", j.ID, errState)
 	}
+	out := filepath.Clean(j.Config.Out)
+	for id, a := range r.active {
+		if a.out == out {
+			return fmt.Errorf("job %s, queued or running, already writes to %s; give another out: %w", id, j.Config.Out, errState)
+		}
+	}
 	if err := r.save(ctx, j); err != nil {
 		return fmt.Errorf("jobs: record job %s: %w", j.ID, err)
 	}
 	jctx, cancel := context.WithCancel(r.ctx)
-	r.active[j.ID] = cancel
+	r.active[j.ID] = activeJob{cancel: cancel, out: out}
 	r.wg.Add(1)
 	go r.run(jctx, j, resume)
 	return nil
@@ -191,12 +202,12 @@ func (r *Runner) Cancel(ctx context.Context, id string) (*train.Job, error) {
 		return nil, err
 	}
 	r.mu.Lock()
-	cancel, ok := r.active[id]
+	a, ok := r.active[id]
 	r.mu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("job %s is %s, not queued or running on this gateway: %w", id, j.Status, errState)
 	}
-	cancel()
+	a.cancel()
 	return j, nil
 }
 
@@ -205,7 +216,7 @@ func (r *Runner) run(ctx context.Context, j *train.Job, resume bool) {
 	defer r.wg.Done()
 	defer func() {
 		r.mu.Lock()
-		r.active[j.ID]()
+		r.active[j.ID].cancel()
 		delete(r.active, j.ID)
 		r.mu.Unlock()
 	}()

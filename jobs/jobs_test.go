@@ -208,6 +208,10 @@ func TestCancelQueueAndResume(t *testing.T) {
 	long := e.submit(map[string]any{"base": e.base, "data": e.train, "rank": 2, "epochs": 5000, "batch": 2, "eval_every": 1, "val_fraction": 0})
 	e.poll(long.ID, "past step 1", func(j *train.Job) bool { return j.Status == train.StatusRunning && j.Step >= 1 })
 
+	b, _ := json.Marshal(map[string]any{"base": e.base, "data": e.train, "out": long.Config.Out})
+	if code := e.do("POST", "/api/v1/jobs", string(b), nil); code != http.StatusConflict {
+		t.Errorf("a second job into the running job's out: %d, want 409", code)
+	}
 	short := e.submit(map[string]any{"base": e.base, "data": e.train, "rank": 2, "batch": 4, "val_fraction": 0})
 	var j train.Job
 	if code := e.do("GET", "/api/v1/jobs/"+short.ID, "", &j); code != 200 || j.Status != train.StatusQueued {
