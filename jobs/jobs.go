@@ -48,7 +48,7 @@ type Runner struct {
 
 	mu     sync.Mutex
 	active map[string]activeJob // queued or running here, by id
-	ctx    context.Context               // parent of every job's context; cancelled by Close
+	ctx    context.Context      // parent of every job's context; cancelled by Close
 	stop   context.CancelFunc
 	closed bool
 	wg     sync.WaitGroup
