@@ -252,7 +252,7 @@ func (r *Runner) run(ctx context.Context, j *train.Job, resume bool) {
 	}
 	log.Info("jobs: training", "out", cfg.Out, "resume", resume)
 	store := train.MultiStore{train.DirStore{Dir: cfg.Out}, r.jobs}
-	done, err := train.Run(ctx, cfg, train.Options{Logger: log, Store: store, ID: j.ID, Resume: resume})
+	done, err := train.Run(ctx, cfg, train.Options{Logger: log, Store: store, ID: j.ID, Created: j.Created, Resume: resume})
 	switch {
 	case done == nil && err != nil: // refused before it had a record
 		r.end(j, statusFor(ctx), err.Error())

@@ -169,6 +169,9 @@ func TestSubmitRunsToSuccess(t *testing.T) {
 	if done.Status != train.StatusSucceeded {
 		t.Fatalf("job ended %s: %s", done.Status, done.Error)
 	}
+	if !done.Created.Equal(j.Created) {
+		t.Errorf("created %v when queued, %v when done", j.Created, done.Created)
+	}
 	if len(done.Train) != done.Steps || done.Steps == 0 || len(done.Val) == 0 {
 		t.Errorf("curves: %d train points for %d steps, %d val points (val_fraction defaults to 0.1)", len(done.Train), done.Steps, len(done.Val))
 	}

@@ -165,6 +165,9 @@ type Options struct {
 	// ID names the job ("": the output directory's name and the config's
 	// fingerprint). The jobs API gives its own, to find the run again.
 	ID string
+	// Created is when the job was asked for (zero: when Run starts); the
+	// jobs API's jobs are created when queued.
+	Created time.Time
 	// Resume continues from Out/checkpoint when there is one.
 	Resume bool
 	// StopAfter stops after this many optimizer steps in total, with a
@@ -259,13 +262,17 @@ func Run(ctx context.Context, cfg Config, opts Options) (job *Job, err error) {
 	}
 
 	now := time.Now().UTC()
+	created := now
+	if !opts.Created.IsZero() {
+		created = opts.Created.UTC()
+	}
 	id := opts.ID
 	if id == "" {
 		id = filepath.Base(filepath.Clean(cfg.Out)) + "-" + cfg.fingerprint()
 	}
 	job = &Job{
 		ID: id, Status: StatusRunning, Config: cfg,
-		Created: now, Updated: now, Steps: steps, TrainExamples: len(trainEx), ValExamples: len(valEx),
+		Created: created, Updated: now, Steps: steps, TrainExamples: len(trainEx), ValExamples: len(valEx),
 		Truncated: truncated, Dropped: dropped, Device: backend.Config + " (" + backend.Description() + ")",
 		Artifacts: map[string]string{"job": filepath.Join(cfg.Out, "job.json")},
 	}
