@@ -78,42 +78,45 @@ type activeJob struct {
 // With several gateway replicas on one Postgres store this also marks the
 // jobs other live replicas are running: run jobs on one replica.
 func (r *Runner) Start(ctx context.Context) error {
-	for {
-		stale, err := r.opts.Store.ListJobs(ctx, store.JobQuery{Kind: train.JobKind,
-			Status: []string{train.StatusRunning, train.StatusQueued}, Limit: 100})
-		if err != nil {
-			return fmt.Errorf("jobs: find jobs left running: %w", err)
-		}
-		if len(stale) == 0 {
-			return nil
-		}
-		for _, sj := range stale {
-			j, err := train.DecodeJob(sj)
-			if err != nil {
-				// Not a record this version can read: keep it, but out of the way.
-				j = &train.Job{ID: sj.ID, Created: sj.Created, Artifacts: map[string]string{}}
-			}
-			was := j.Status
-			j.Status, j.Updated = train.StatusInterrupted, time.Now().UTC()
-			j.Error = fmt.Sprintf("the gateway stopped while the job was %s; POST /api/v1/jobs/%s/resume continues it", cmpOr(was, sj.Status), j.ID)
-			// job.json is rewritten where it still exists; a directory that is gone stays gone.
-			ss := train.MultiStore{r.jobs}
-			if _, err := os.Stat(filepath.Join(j.Config.Out, "job.json")); err == nil && j.Config.Out != "" {
-				ss = append(ss, train.DirStore{Dir: j.Config.Out})
-			}
-			if err := ss.SaveJob(ctx, j); err != nil {
-				return fmt.Errorf("jobs: mark job %s interrupted: %w", j.ID, err)
-			}
-			r.log.Warn("jobs: a job was left unfinished by the last gateway; marked interrupted", "job", j.ID, "was", was)
-		}
+	stale, err := r.opts.Store.ListJobs(ctx, store.JobQuery{Kind: train.JobKind,
+		Status: []string{train.StatusRunning, train.StatusQueued}, Limit: 1000})
+	if err != nil {
+		return fmt.Errorf("jobs: find jobs left running: %w", err)
 	}
+	for _, sj := range stale {
+		j, err := train.DecodeJob(sj)
+		if err != nil {
+			r.log.Warn("jobs: unreadable record left running", "job", sj.ID, "err", err)
+			continue
+		}
+		if j.Runner != runnerName {
+			continue // foundry train's: its own process saves it
+		}
+		was := j.Status
+		j.Status, j.Updated = train.StatusInterrupted, time.Now().UTC()
+		j.Error = fmt.Sprintf("the gateway stopped while the job was %s; POST /api/v1/jobs/%s/resume continues it", was, j.ID)
+		// job.json is rewritten where it still exists; a directory that is gone stays gone.
+		ss := train.MultiStore{r.jobs}
+		if _, err := os.Stat(filepath.Join(j.Config.Out, "job.json")); err == nil && j.Config.Out != "" {
+			ss = append(ss, train.DirStore{Dir: j.Config.Out})
+		}
+		if err := ss.SaveJob(ctx, j); err != nil {
+			return fmt.Errorf("jobs: mark job %s interrupted: %w", j.ID, err)
+		}
+		r.log.Warn("jobs: a job was left unfinished by the last gateway; marked interrupted", "job", j.ID, "was", was)
+	}
+	return nil
 }
 
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
+// runnerName marks the jobs this package runs (train.Job.Runner).
+const runnerName = "gateway"
+
+// ownJobs stamps every record it saves as the gateway's.
+type ownJobs struct{ train.JobStore }
+
+func (o ownJobs) SaveJob(ctx context.Context, j *train.Job) error {
+	j.Runner = runnerName
+	return o.JobStore.SaveJob(ctx, j)
 }
 
 // Close cancels every job, queued and running, and waits until each has
@@ -251,7 +254,7 @@ func (r *Runner) run(ctx context.Context, j *train.Job, resume bool) {
 		cfg.Base = dir
 	}
 	log.Info("jobs: training", "out", cfg.Out, "resume", resume)
-	store := train.MultiStore{train.DirStore{Dir: cfg.Out}, r.jobs}
+	store := ownJobs{train.MultiStore{train.DirStore{Dir: cfg.Out}, r.jobs}}
 	done, err := train.Run(ctx, cfg, train.Options{Logger: log, Store: store, ID: j.ID, Created: j.Created, Resume: resume})
 	switch {
 	case done == nil && err != nil: // refused before it had a record
@@ -286,7 +289,7 @@ func (r *Runner) save(ctx context.Context, j *train.Job) error {
 	if j.Config.Out != "" && os.MkdirAll(j.Config.Out, 0o755) == nil {
 		ss = append(ss, train.DirStore{Dir: j.Config.Out})
 	}
-	return append(ss, r.jobs).SaveJob(context.WithoutCancel(ctx), j)
+	return ownJobs{append(ss, r.jobs)}.SaveJob(context.WithoutCancel(ctx), j)
 }
 
 func (r *Runner) dataDir() string {

@@ -169,6 +169,9 @@ func TestSubmitRunsToSuccess(t *testing.T) {
 	if done.Status != train.StatusSucceeded {
 		t.Fatalf("job ended %s: %s", done.Status, done.Error)
 	}
+	if done.Runner != "gateway" {
+		t.Errorf("runner %q, want gateway", done.Runner)
+	}
 	if !done.Created.Equal(j.Created) {
 		t.Errorf("created %v when queued, %v when done", j.Created, done.Created)
 	}
@@ -296,8 +299,12 @@ func TestStartMarksLeftoverJobsInterrupted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	for i, s := range []string{train.StatusRunning, train.StatusQueued, train.StatusSucceeded} {
-		j := &train.Job{ID: fmt.Sprintf("job-%d", i), Status: s, Step: 3}
+	// job-3 is foundry train's, maybe still training in its own process: left alone.
+	for i, s := range []string{train.StatusRunning, train.StatusQueued, train.StatusSucceeded, train.StatusRunning} {
+		j := &train.Job{ID: fmt.Sprintf("job-%d", i), Status: s, Step: 3, Runner: "gateway"}
+		if i == 3 {
+			j.Runner = ""
+		}
 		if err := (train.StoreJobs{Store: st}).SaveJob(t.Context(), j); err != nil {
 			t.Fatal(err)
 		}
@@ -307,7 +314,7 @@ func TestStartMarksLeftoverJobsInterrupted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close(context.Background())
-	for i, want := range []string{train.StatusInterrupted, train.StatusInterrupted, train.StatusSucceeded} {
+	for i, want := range []string{train.StatusInterrupted, train.StatusInterrupted, train.StatusSucceeded, train.StatusRunning} {
 		j, err := train.StoreJobs{Store: st}.Job(t.Context(), fmt.Sprintf("job-%d", i))
 		if err != nil {
 			t.Fatal(err)

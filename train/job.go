@@ -54,6 +54,11 @@ type Job struct {
 	PeakMemoryBytes int64  `json:"peak_memory_bytes,omitempty"`
 	MemoryKind      string `json:"memory_kind,omitempty"`
 
+	// Runner is what runs the job: "gateway" for the jobs API's, "" for
+	// foundry train's. A gateway restarting marks only its own unfinished
+	// jobs interrupted, never a CLI run still training.
+	Runner string `json:"runner,omitempty"`
+
 	// Artifacts maps a kind ("adapter", "model", "checkpoint", "job") to its path.
 	Artifacts map[string]string `json:"artifacts"`
 }

@@ -461,7 +461,7 @@ func TestServeJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := (train.StoreJobs{Store: st}).SaveJob(t.Context(), &train.Job{ID: "job-stale", Status: train.StatusRunning}); err != nil {
+	if err := (train.StoreJobs{Store: st}).SaveJob(t.Context(), &train.Job{ID: "job-stale", Status: train.StatusRunning, Runner: "gateway"}); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()
