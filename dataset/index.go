@@ -223,6 +223,7 @@ type spool struct {
 	f       *os.File
 	buf     []byte
 	flushed uint64 // bytes on disk
+	raw     []byte // read's buffer
 }
 
 func (s *spool) write(sh []uint64) (uint64, error) {
@@ -243,7 +244,10 @@ func (s *spool) write(sh []uint64) (uint64, error) {
 // read returns the shingles stored at at (offset<<24 | count) into dst.
 func (s *spool) read(at uint64, dst []uint64) ([]uint64, error) {
 	off, n := at>>24, int(at&(1<<24-1))
-	raw := make([]byte, 8*n)
+	if cap(s.raw) < 8*n {
+		s.raw = make([]byte, 8*n)
+	}
+	raw := s.raw[:8*n]
 	if off >= s.flushed {
 		copy(raw, s.buf[off-s.flushed:])
 	} else if _, err := s.f.ReadAt(raw, int64(off)); err != nil && err != io.EOF {

@@ -140,7 +140,9 @@ func (s *rowReader) next() (*Example, error) {
 	if _, err := io.ReadFull(s.r, s.buf); err != nil {
 		return nil, err
 	}
-	d := decoder{b: s.buf}
+	// One string for the whole row: its strings are substrings of it, one
+	// allocation instead of one per field.
+	d := decoder{b: s.buf, s: string(s.buf)}
 	ex := &Example{}
 	ex.Seq = d.varint()
 	ex.Split = d.str()
@@ -215,6 +217,7 @@ func (s *rowReader) next() (*Example, error) {
 // decoder reads the binary form; a short buffer sets bad instead of panicking.
 type decoder struct {
 	b   []byte
+	s   string // when set, the whole of what b started as, which str slices
 	bad bool
 }
 
@@ -249,7 +252,17 @@ func (d *decoder) bytes() []byte {
 	return p
 }
 
-func (d *decoder) str() string { return string(d.bytes()) }
+func (d *decoder) str() string {
+	if d.s == "" {
+		return string(d.bytes())
+	}
+	p := d.bytes()
+	if len(p) == 0 {
+		return ""
+	}
+	start := len(d.s) - len(d.b) - len(p) // d.b is what follows p
+	return d.s[start : start+len(p)]
+}
 
 func (d *decoder) byte() byte {
 	if len(d.b) == 0 {
