@@ -125,6 +125,9 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 		sig      = make([]uint32, d.bands*d.rows)
 		full     = make([]bool, d.bands*d.rows)
 		keys     = make([]uint64, d.bands)
+		cands    = make([]uint32, d.bands) // the row each band key finds
+		found    = make([]bool, d.bands)
+		at       = make([]slotRef, d.bands) // else where it goes
 		other    []uint64
 	)
 	defer rows.release()
@@ -185,12 +188,15 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 		*ri = rowInfo{leader: i, kind: kindLeader, score: s, judge: js, when: uint32(max(ex.Meta.CreatedAt.Unix(), 0))}
 
 		h := norm.normalizeExample(ex, d.spec.Field)
+		var hAt slotRef
 		if *d.spec.Exact {
-			if l, ok := exact.get(h); ok {
+			l, ok, where := exact.find(h)
+			if ok {
 				ri.kind = kindExact
 				join(i, l)
 				continue
 			}
+			hAt = where
 		}
 		if *d.spec.Near {
 			shingles := norm.shingles(d.spec.Shingle)
@@ -198,16 +204,20 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 			for b := range keys {
 				keys[b] = bandKey(b, sig[b*d.rows:(b+1)*d.rows])
 			}
+			// Look every band up once (the index is large: each lookup is a cache miss).
+			for b, k := range keys {
+				cands[b], found[b], at[b] = bandIdx.find(k)
+			}
 			bestJ, bestC := -1.0, uint32(0)
 			sorted := false
-			for b, k := range keys {
-				c, ok := bandIdx.get(k)
-				if !ok || c == i {
+			for b := range keys {
+				c := cands[b]
+				if !found[b] || c == i {
 					continue
 				}
 				seen := false
-				for _, k2 := range keys[:b] { // skip a candidate already checked through an earlier band
-					if c2, ok := bandIdx.get(k2); ok && c2 == c {
+				for b2 := range b { // skip a candidate already checked through an earlier band
+					if found[b2] && cands[b2] == c {
 						seen = true
 						break
 					}
@@ -229,7 +239,7 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 				ri.kind = kindNear
 				join(i, bestC)
 				if *d.spec.Exact {
-					exact.put(h, bestC)
+					exact.fill(hAt, h, bestC)
 				}
 				continue
 			}
@@ -238,12 +248,16 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 				return fmt.Errorf("dedupe spool: %w", err)
 			}
 			ri.shAt = off<<24 | uint64(len(shingles))
-			for _, k := range keys {
-				bandIdx.putIfAbsent(k, i)
+			for b, k := range keys {
+				if found[b] {
+					bandIdx.putIfAbsent(k, i) // present: only grows the table when due, as before
+				} else {
+					bandIdx.fill(at[b], k, i)
+				}
 			}
 		}
 		if *d.spec.Exact {
-			exact.put(h, i)
+			exact.fill(hAt, h, i)
 		}
 	}
 	if err := ctx.Err(); err != nil {

@@ -170,3 +170,56 @@ func TestNormalizeExact(t *testing.T) {
 		t.Errorf("normalised hashes: %x %x %x", a, b, c)
 	}
 }
+
+// TestIndexFill checks that find-then-fill, as dedupe uses it for a row's
+// band keys, leaves the indexes answering as putIfAbsent and put would,
+// across growth and keys that share a tag or a probe run.
+func TestIndexFill(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	dir := t.TempDir()
+	a, b := newBandIndex(dir), newBandIndex(dir)
+	xa, xb := newExactIndex(dir), newExactIndex(dir)
+	defer func() { a.release(); b.release(); xa.release(); xb.release() }()
+	key := func() uint64 { return uint64(rng.IntN(20000))<<32 | uint64(rng.Uint32()) } // tags repeat
+	var all []uint64
+	for row := range uint32(20000) {
+		keys := make([]uint64, 12)
+		at := make([]slotRef, 12)
+		found := make([]bool, 12)
+		for i := range keys {
+			keys[i] = key()
+			_, found[i], at[i] = b.find(keys[i])
+		}
+		for i, k := range keys {
+			a.putIfAbsent(k, row)
+			if found[i] {
+				b.putIfAbsent(k, row)
+			} else {
+				b.fill(at[i], k, row)
+			}
+		}
+		h := uint64(rng.IntN(30000)) + 1
+		if _, ok, where := xb.find(h); !ok {
+			xb.fill(where, h, row)
+		}
+		xa.put(h, row)
+		all = append(all, keys...)
+	}
+	for _, k := range all {
+		ra, oka := a.get(k)
+		rb, okb := b.get(k)
+		if ra != rb || oka != okb {
+			t.Fatalf("band key %x: putIfAbsent gives %d %v, fill %d %v", k, ra, oka, rb, okb)
+		}
+	}
+	if a.n != b.n || len(a.slots) != len(b.slots) {
+		t.Errorf("band index: %d entries in %d slots, fill %d in %d", a.n, len(a.slots), b.n, len(b.slots))
+	}
+	for h := uint64(1); h <= 30000; h++ {
+		ra, oka := xa.get(h)
+		rb, okb := xb.get(h)
+		if ra != rb || oka != okb {
+			t.Fatalf("exact key %d: put gives %d %v, fill %d %v", h, ra, oka, rb, okb)
+		}
+	}
+}

@@ -28,9 +28,15 @@ type exactIndex struct {
 	keys        []uint64 // 0 = empty
 	vals        []uint32
 	n           int
+	gen         int // tables allocated so far: a slotRef of an older one is stale
 	freeK, free func()
 	dir         string
 }
+
+// slotRef is where a key that find did not find would be placed, so that
+// fill can place it without probing the (large, randomly accessed) table
+// again. It stays valid until the table grows.
+type slotRef struct{ i, gen int }
 
 func newExactIndex(dir string) *exactIndex {
 	x := &exactIndex{dir: dir}
@@ -41,6 +47,7 @@ func newExactIndex(dir string) *exactIndex {
 func (x *exactIndex) alloc(n int) {
 	x.keys, x.freeK = offHeap[uint64](x.dir, n)
 	x.vals, x.free = offHeap[uint32](x.dir, n)
+	x.gen++
 }
 
 func (x *exactIndex) release() {
@@ -50,6 +57,12 @@ func (x *exactIndex) release() {
 }
 
 func (x *exactIndex) get(k uint64) (uint32, bool) {
+	v, ok, _ := x.find(k)
+	return v, ok
+}
+
+// find returns k's row, or where k would be placed.
+func (x *exactIndex) find(k uint64) (uint32, bool, slotRef) {
 	n := len(x.keys)
 	for i := slotOf(mix64(k), n); ; i++ {
 		if i == n {
@@ -57,11 +70,22 @@ func (x *exactIndex) get(k uint64) (uint32, bool) {
 		}
 		switch x.keys[i] {
 		case k:
-			return x.vals[i], true
+			return x.vals[i], true, slotRef{}
 		case 0:
-			return 0, false
+			return 0, false, slotRef{i, x.gen}
 		}
 	}
+}
+
+// fill is put(k, v) for a k that find did not find at at, with no other
+// key put since.
+func (x *exactIndex) fill(at slotRef, k uint64, v uint32) {
+	if at.gen != x.gen || (x.n+1)*maxLoadDen > len(x.keys)*maxLoadNum {
+		x.put(k, v)
+		return
+	}
+	x.keys[at.i], x.vals[at.i] = k, v
+	x.n++
 }
 
 // put sets k's row unless k is present.
@@ -101,6 +125,7 @@ func (x *exactIndex) put(k uint64, v uint32) {
 type bandIndex struct {
 	slots []uint64
 	n     int
+	gen   int // tables allocated so far
 	free  func()
 	dir   string
 }
@@ -117,6 +142,12 @@ func (x *bandIndex) release() {
 }
 
 func (x *bandIndex) get(k uint64) (uint32, bool) {
+	row, ok, _ := x.find(k)
+	return row, ok
+}
+
+// find returns the row stored under k's tag, or where k would be placed.
+func (x *bandIndex) find(k uint64) (uint32, bool, slotRef) {
 	n := len(x.slots)
 	tag := k >> 32
 	for i := slotOf(mix64(tag), n); ; i++ {
@@ -125,12 +156,24 @@ func (x *bandIndex) get(k uint64) (uint32, bool) {
 		}
 		s := x.slots[i]
 		if s == 0 {
-			return 0, false
+			return 0, false, slotRef{i, x.gen}
 		}
 		if s>>32 == tag {
-			return uint32(s) - 1, true
+			return uint32(s) - 1, true, slotRef{}
 		}
 	}
+}
+
+// fill is putIfAbsent(k, row) for a k that find did not find at at. Other
+// keys may have been put since: where one took the slot, or the table grew,
+// it probes again (a key put since with k's tag is then found there).
+func (x *bandIndex) fill(at slotRef, k uint64, row uint32) {
+	if at.gen != x.gen || x.slots[at.i] != 0 || (x.n+1)*maxLoadDen > len(x.slots)*maxLoadNum {
+		x.putIfAbsent(k, row)
+		return
+	}
+	x.slots[at.i] = k>>32<<32 | uint64(row+1)
+	x.n++
 }
 
 func (x *bandIndex) putIfAbsent(k uint64, row uint32) {
@@ -138,6 +181,7 @@ func (x *bandIndex) putIfAbsent(k uint64, row uint32) {
 		old, free := x.slots, x.free
 		x.slots, x.free = offHeap[uint64](x.dir, len(old)*growNum/growDen)
 		x.n = 0
+		x.gen++
 		for _, s := range old {
 			if s != 0 {
 				x.insert(s)
