@@ -79,9 +79,9 @@ type Options struct {
 	Teacher          provider.Provider
 	TeacherModelName string
 
-	// LoRA tunes the tiny student with LoRA instead of in full (a real Base
-	// is always LoRA-tuned).
-	LoRA bool
+	// Full fine-tunes every weight of the tiny student instead of training
+	// LoRA adapters on it (a real Base is always LoRA-tuned).
+	Full bool
 
 	// GPUHourlyUSD is the $/hour of the device that trains and serves the
 	// student: default $0.10 (a 2-vCPU VM, enough for the tiny student),
@@ -99,8 +99,8 @@ type Result struct {
 	Curated, Raw *dataset.Built
 	Export       string // the curated dataset exported as OpenAI JSONL
 	HeldOut      int    // test examples with ground truth
-	// StudentDir and RawDir are the students' training outputs: whole
-	// models (the tiny student) or PEFT adapters (with LoRA), each with job.json.
+	// StudentDir and RawDir are the students' training outputs: PEFT
+	// adapters (whole models with Options.Full), each with job.json.
 	StudentDir, RawDir string
 	Eval               *eval.Summary
 	Route              route.Stats
@@ -109,14 +109,18 @@ type Result struct {
 
 // sizes are the knobs Small turns down.
 type sizes struct {
-	calls, corpus, preEpochs, sftEpochs, evalN, canary, benchN int
+	calls, corpus, preEpochs, evalN, canary, benchN int
+	// sftEpochs are the students' passes over the curated rows: LoRA's
+	// steps cost about half a full fine-tuning step here, and it needs
+	// about twice as many to learn the labels.
+	sftEpochs, fullEpochs int
 }
 
 func (o *Options) sizes() sizes {
 	if o.Small {
-		return sizes{calls: 120, corpus: 200, preEpochs: 1, sftEpochs: 1, evalN: 8, canary: 40, benchN: 4}
+		return sizes{calls: 120, corpus: 200, preEpochs: 1, sftEpochs: 2, fullEpochs: 1, evalN: 8, canary: 40, benchN: 4}
 	}
-	return sizes{calls: 400, corpus: 1200, preEpochs: 1, sftEpochs: 5, evalN: 40, canary: 200, benchN: 8}
+	return sizes{calls: 400, corpus: 1200, preEpochs: 1, sftEpochs: 10, fullEpochs: 5, evalN: 40, canary: 200, benchN: 8}
 }
 
 // Run runs the quick start. With Options.Serve it keeps serving until ctx
@@ -192,6 +196,7 @@ type run struct {
 	trainingSeconds float64 // device-seconds of the curated student's training
 	studentTPS      float64 // measured generation throughput of the student
 	sftSteps        int     // each student's budget of fine-tuning steps
+	studentBase     string  // the base the students' adapters are served over ("": whole models)
 	res             *Result
 }
 
@@ -248,15 +253,15 @@ func (q *run) run(ctx context.Context) error {
 	}{
 		{"Traffic: the app calls " + Route + " through the gateway", q.replay},
 		{"Curation: from captured calls to a dataset", q.curate},
-		{"Students: a tiny Llama, pretrained on ticket text, then fine-tuned", q.trainStudents},
+		{"Students: a tiny Llama, pretrained on ticket text, then LoRA", q.trainStudents},
 		{"Eval: students vs the teacher on held-out tickets (ground truth)", q.evaluate},
 		{"Deploy: canary on " + Route, q.canary},
 		{"Economics", q.economics},
 	}
 	if q.o.Base != "" {
 		steps[2].title = "Students: LoRA on the base model " + filepath.Base(q.o.Base)
-	} else if q.o.LoRA {
-		steps[2].title = "Students: a tiny Llama, pretrained on ticket text, then LoRA"
+	} else if q.o.Full {
+		steps[2].title = "Students: a tiny Llama, pretrained on ticket text, then fine-tuned in full"
 	}
 	for i, s := range steps {
 		section(q.out, i+2, s.title)
@@ -270,7 +275,8 @@ func (q *run) run(ctx context.Context) error {
 	fmt.Fprintf(q.out, "  Dashboard: %s/   (traffic, datasets, training, evals, routes, costs)\n", q.stack.url)
 	fmt.Fprintf(q.out, "  Try it:    curl %s/v1/chat/completions -H 'Content-Type: application/json' \\\n", q.stack.url)
 	fmt.Fprintf(q.out, "               -d '{\"model\":%q,\"messages\":[{\"role\":\"user\",\"content\":\"My PixelPad order never arrived. Please fix this ASAP.\"}]}'\n", Route)
-	fmt.Fprintf(q.out, "  Later:     FOUNDRY_DB=%s FOUNDRY_DATA=%s foundry serve   (the same data, with your own providers)\n", q.o.DB, q.o.Dir)
+	fmt.Fprintf(q.out, "  Later:     FOUNDRY_DB=%s FOUNDRY_DATA=%s foundry serve %s  (the same data and students, with your own providers)\n",
+		q.o.DB, q.o.Dir, q.serveFlags())
 	if q.o.OnResults != nil {
 		if err := q.o.OnResults(ctx, q.res); err != nil {
 			return err
@@ -281,4 +287,14 @@ func (q *run) run(ctx context.Context) error {
 		<-ctx.Done()
 	}
 	return nil
+}
+
+// serveFlags are foundry serve's flags that serve the students again.
+func (q *run) serveFlags() string {
+	models := filepath.Join(q.o.Dir, "models")
+	if q.studentBase == "" {
+		return fmt.Sprintf("--model %s=%s --model %s=%s", StudentModel, filepath.Join(models, StudentModel), RawStudentModel, filepath.Join(models, RawStudentModel))
+	}
+	return fmt.Sprintf("--model student-base=%s --adapter %s=student-base:%s --adapter %s=student-base:%s", q.studentBase,
+		StudentModel, filepath.Join(models, StudentModel+"-adapter"), RawStudentModel, filepath.Join(models, RawStudentModel+"-adapter"))
 }

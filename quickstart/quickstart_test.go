@@ -62,11 +62,14 @@ func TestRunSmall(t *testing.T) {
 		t.Errorf("export %s: %v", res.Export, err)
 	}
 	for _, d := range []string{res.StudentDir, res.RawDir} {
-		for _, f := range []string{"model.safetensors", "config.json", "tokenizer.json", "job.json"} {
+		for _, f := range []string{train.AdapterConfigFile, train.AdapterWeightsFile, "job.json"} {
 			if _, err := os.Stat(filepath.Join(d, f)); err != nil {
 				t.Errorf("adapter file missing: %v", err)
 			}
 		}
+	}
+	if !strings.Contains(out.String(), "LoRA adapters over one loaded base") {
+		t.Errorf("output does not say the adapters are served over one base:\n%s", out.String())
 	}
 	teacher := res.Eval.Candidate(TeacherModel)
 	if teacher == nil || teacher.Requests != res.HeldOut || teacher.JSONValid == nil || teacher.FieldAccuracy == nil || teacher.FieldAccuracy.Mean < 0.5 {
@@ -118,9 +121,9 @@ func get(t *testing.T, url string) string {
 	return string(b)
 }
 
-// TestRunSmallLoRA tunes the tiny students with LoRA instead: PEFT adapters
-// are written and merged into servable models.
-func TestRunSmallLoRA(t *testing.T) {
+// TestRunSmallFull fine-tunes the tiny students in full instead: whole
+// models are written and served one engine each.
+func TestRunSmallFull(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains two students: skipped with -short")
 	}
@@ -130,26 +133,23 @@ func TestRunSmallLoRA(t *testing.T) {
 	}
 	dir := t.TempDir()
 	var out bytes.Buffer
-	res, err := Run(context.Background(), Options{Dir: dir, Listener: ln, Out: &out, Seed: 2, Small: true, LoRA: true, Backend: "go"})
+	res, err := Run(context.Background(), Options{Dir: dir, Listener: ln, Out: &out, Seed: 2, Small: true, Full: true, Backend: "go"})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	for _, d := range []string{res.StudentDir, res.RawDir} {
-		for _, f := range []string{train.AdapterConfigFile, train.AdapterWeightsFile, "job.json"} {
+		for _, f := range []string{"model.safetensors", "config.json", "tokenizer.json", "job.json"} {
 			if _, err := os.Stat(filepath.Join(d, f)); err != nil {
-				t.Errorf("adapter file missing: %v", err)
+				t.Errorf("student file missing: %v", err)
 			}
 		}
 	}
 	for _, m := range []string{StudentModel, RawStudentModel} {
-		if _, err := os.Stat(filepath.Join(dir, "models", m, "model.safetensors")); err != nil {
-			t.Errorf("adapter of %s not merged: %v", m, err)
-		}
 		if c := res.Eval.Candidate(m); c == nil || c.Requests != res.HeldOut || c.Errors != 0 {
 			t.Errorf("eval of %s: %+v", m, c)
 		}
 	}
-	if !strings.Contains(out.String(), "adapters (PEFT format)") {
-		t.Errorf("output does not name the adapters:\n%s", out.String())
+	if !strings.Contains(out.String(), "students (whole models, safetensors)") {
+		t.Errorf("output does not name the whole-model students:\n%s", out.String())
 	}
 }

@@ -25,7 +25,7 @@ const quickstartMarker = ".foundry-quickstart"
 func newQuickstartCmd() *cobra.Command {
 	var (
 		dir, base, teacher, backend   string
-		noServe, small, lora, verbose bool
+		noServe, small, full, verbose bool
 		seed                          uint64
 		hourly                        float64
 	)
@@ -39,8 +39,9 @@ func newQuickstartCmd() *cobra.Command {
      realistic mistakes (wrong labels, broken JSON, chatty preambles);
   2. a help-desk app's traffic replayed through the gateway, with user feedback;
   3. a curated dataset (JSON schema, thumbs-down, dedupe, PII scrub, split) and the raw one;
-  4. a tiny Llama-architecture student pretrained on the tickets' text, then fine-tuned
-     on the curated rows, and a second one on every raw row (the ablation);
+  4. a tiny Llama-architecture base pretrained on the tickets' text, then a LoRA adapter
+     trained on the curated rows, and a second one on every raw row (the ablation),
+     both served over the one base (--full fine-tunes whole models instead);
   5. an eval of both students against the teacher on held-out tickets' ground truth;
   6. a canary route sending 10% of users to the student (schema-checked, escalating);
   7. the economics, with the break-even.
@@ -63,7 +64,7 @@ runs the same flow on them (the teacher through OPENAI_API_KEY / OPENAI_BASE_URL
 			if err != nil {
 				return err
 			}
-			o := quickstart.Options{Dir: dir, Seed: seed, Small: small, Serve: !noServe, GPUHourlyUSD: hourly, LoRA: lora,
+			o := quickstart.Options{Dir: dir, Seed: seed, Small: small, Serve: !noServe, GPUHourlyUSD: hourly, Full: full,
 				Backend: backend, AdminKey: cfg.AdminKey, Out: cmd.OutOrStdout(), Progress: cmd.ErrOrStderr()}
 			level := slog.LevelWarn
 			if verbose {
@@ -116,7 +117,7 @@ runs the same flow on them (the teacher through OPENAI_API_KEY / OPENAI_BASE_URL
 	f.BoolVar(&small, "small", false, "a reduced run (fewer calls, shorter training): for CI")
 	f.Uint64Var(&seed, "seed", 1, "seed of the traffic, the teacher's mistakes and training")
 	f.Float64Var(&hourly, "device-hourly", 0, "$/hour of the machine that trains and serves the student (default $0.10 for a CPU-only run, $2.00 with --base)")
-	f.BoolVar(&lora, "lora", false, "LoRA-tune the tiny student instead of fine-tuning it in full (at this size it learns the format, not the labels)")
+	f.BoolVar(&full, "full", false, "fine-tune every weight of the tiny student instead of training LoRA adapters on it")
 	f.StringVar(&base, "base", "", "a real base model (ORG/NAME[@rev] or a directory) instead of the tiny one (GPU recommended)")
 	f.StringVar(&teacher, "teacher", "", "a real teacher, PROVIDER:MODEL (e.g. openai:gpt-4o-mini), instead of the simulated one")
 	f.StringVar(&backend, "backend", "", `engine backend: "go", "xla:cuda" or "xla:cpu" (default: automatic)`)
