@@ -32,13 +32,18 @@ type progress struct {
 }
 
 func newProgress(w io.Writer, total int, desc string) *progress {
+	return newProgressOf(w, total, desc, "calls")
+}
+
+// newProgressOf is newProgress counting unit ("calls", "steps").
+func newProgressOf(w io.Writer, total int, desc, unit string) *progress {
 	p := &progress{w: w, desc: desc, total: total, last: -1, start: time.Now()}
 	if w == nil {
 		p.w = io.Discard
 	}
 	if isTerminal(w) {
 		p.bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("  "+desc),
-			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("calls"),
+			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString(unit),
 			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionSetWidth(30), progressbar.OptionClearOnFinish())
 	}

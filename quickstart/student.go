@@ -2,6 +2,7 @@ package quickstart
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -72,7 +73,7 @@ func (q *run) trainStudents(ctx context.Context) error {
 	}
 	steps := epochs * ((curRows + batch - 1) / batch)
 	q.sftSteps = steps
-	tune := func(name, split string) (*studentJob, error) {
+	tune := func(name, split string, bar *progress) (*studentJob, error) {
 		trainFile := filepath.Join(data, split+"-train.jsonl")
 		cfg := train.Config{Base: base, Data: trainFile, Val: filepath.Join(data, split+"-val.jsonl"), Out: filepath.Join(models, name+"-adapter"),
 			LoRA: tinyLoRA, LR: 7e-4, Epochs: epochs + 1, MaxSteps: steps, Batch: batch, MaxLen: 128, Truncate: true,
@@ -87,19 +88,27 @@ func (q *run) trainStudents(ctx context.Context) error {
 		if lines, _ := countLines(cfg.Val); lines == 0 {
 			cfg.Val = ""
 		}
-		job, err := q.train(ctx, what, cfg)
+		job, err := q.trainQuiet(ctx, what, cfg, bar)
 		if err != nil {
 			return nil, err
 		}
 		rows, _ := countLines(trainFile)
 		return &studentJob{name: name, data: split + " train split", rows: rows, job: job}, nil
 	}
-	cur, err := tune(StudentModel, "curated")
-	if err != nil {
-		return err
-	}
-	raw, err := tune(RawStudentModel, "raw")
-	if err != nil {
+	// The two students train side by side: one run keeps about one core
+	// busy on the pure-Go backend, so two use the machine's two cores.
+	bar := newProgressOf(q.o.Progress, 2*steps, "training both students", "steps")
+	var (
+		wg       sync.WaitGroup
+		cur, raw *studentJob
+		errs     [2]error
+	)
+	wg.Add(2)
+	go func() { defer wg.Done(); cur, errs[0] = tune(StudentModel, "curated", bar) }()
+	go func() { defer wg.Done(); raw, errs[1] = tune(RawStudentModel, "raw", bar) }()
+	wg.Wait()
+	bar.finish()
+	if err := errors.Join(errs[:]...); err != nil {
 		return err
 	}
 	jobs = append(jobs, *cur, *raw)
@@ -221,6 +230,34 @@ func (q *run) train(ctx context.Context, what string, cfg train.Config) (*train.
 		return nil, fmt.Errorf("%s: no training steps ran", what)
 	}
 	return job, nil
+}
+
+// trainQuiet runs one of several training jobs that run at once: instead of
+// train's own bar it moves bar on by the steps done at every evaluation.
+func (q *run) trainQuiet(ctx context.Context, what string, cfg train.Config, bar *progress) (*train.Job, error) {
+	done := 0
+	store := train.MultiStore{train.DirStore{Dir: cfg.Out}, jobProgress(func(step int) {
+		if step > done {
+			bar.add(step - done)
+			done = step
+		}
+	})}
+	job, err := train.Run(ctx, cfg, train.Options{Logger: q.log, Store: store})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if len(job.Train) == 0 {
+		return nil, fmt.Errorf("%s: no training steps ran", what)
+	}
+	return job, nil
+}
+
+// jobProgress is a train.JobStore that only reports the job's step.
+type jobProgress func(step int)
+
+func (f jobProgress) SaveJob(_ context.Context, job *train.Job) error {
+	f(job.Step)
+	return nil
 }
 
 func countLines(path string) (int, error) {

@@ -4,6 +4,7 @@
 package nn
 
 import (
+	"reflect"
 	"runtime"
 	"slices"
 	"sync"
@@ -67,13 +68,29 @@ var (
 // It also adds the Rsqrt and Slice gradients training needs (gradients.go).
 //
 // Call it before building any gradient graph; engine.NewBackend does.
-// It is idempotent, but it writes a GoMLX-wide table, so it must not race
-// with a gradient being built.
+// It writes a GoMLX-wide table only when Foundry's VJPs are not there yet,
+// so once they are, later calls (a second training run in another
+// goroutine) only read it and may run beside gradients being built.
 func RegisterGradients() {
+	registerMu.Lock()
+	defer registerMu.Unlock()
 	stockOnce.Do(func() { stockDotGen = graph.VJPRegistration[graph.NodeTypeDotGeneral] })
-	graph.VJPRegistration[graph.NodeTypeDot] = foundryDotVJP
-	graph.VJPRegistration[graph.NodeTypeDotGeneral] = foundryDotGeneralVJP
+	if !sameFunc(graph.VJPRegistration[graph.NodeTypeDot], foundryDotVJP) {
+		graph.VJPRegistration[graph.NodeTypeDot] = foundryDotVJP
+	}
+	if !sameFunc(graph.VJPRegistration[graph.NodeTypeDotGeneral], foundryDotGeneralVJP) {
+		graph.VJPRegistration[graph.NodeTypeDotGeneral] = foundryDotGeneralVJP
+	}
 	registerTrainingGradients()
+}
+
+// registerMu serialises RegisterGradients' check-then-write.
+var registerMu sync.Mutex
+
+// sameFunc reports whether a and b are the same function (Go has no == on
+// funcs; their code pointers say it).
+func sameFunc(a, b graph.VJP) bool {
+	return a != nil && reflect.ValueOf(a).Pointer() == reflect.ValueOf(b).Pointer()
 }
 
 func foundryDotVJP(node *graph.Node, v []*graph.Node, _ shapes.Shape) []*graph.Node {
