@@ -18,11 +18,11 @@ import (
 // gateway's tests use the real SQLite store.
 type memStore struct {
 	store.Store // methods the capturer never calls (routes)
-	mu    sync.Mutex
-	recs  map[string]store.Record
-	gate  chan struct{} // when non-nil, InsertRecords waits for it to close
-	fail  bool
-	calls int
+	mu          sync.Mutex
+	recs        map[string]store.Record
+	gate        chan struct{} // when non-nil, InsertRecords waits for it to close
+	fail        bool
+	calls       int
 }
 
 func newMem() *memStore { return &memStore{recs: map[string]store.Record{}} }
