@@ -31,11 +31,11 @@
 //
 // # Formats
 //
-// OpenAI fine-tuning JSONL, ShareGPT, Alpaca (JSON lines) and Parquet (a flat
-// schema, ParquetRow, with the conversation as a JSON string) are read by
-// ReadFile and written by NewWriter. A Hugging Face dataset repo, once
-// downloaded, is just such files: name them as file sources. (Package hub
-// and `foundry pull` fetch model repos today; a dataset repo needs hub to
-// use the /api/datasets/ listing, or `huggingface-cli download --repo-type
-// dataset` meanwhile.)
+// OpenAI fine-tuning JSONL, ShareGPT, Alpaca (JSON lines) and Parquet are
+// read by ReadFile and written by NewWriter. Parquet is written in a flat
+// schema (ParquetRow, the conversation as a JSON string) and also read in the
+// layouts Hugging Face datasets use (messages as structs, ShareGPT
+// conversations, Alpaca columns). A file source may be a Hugging Face dataset
+// repo's file or glob, hf://datasets/ORG/NAME[@rev]/PATH, fetched through
+// package hub's cache (`foundry pull --dataset` fetches a whole repo).
 package dataset

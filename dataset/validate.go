@@ -23,8 +23,9 @@ type ValidateSpec struct {
 	// MustMatch and MustNotMatch are Go regular expressions tested against the answer.
 	MustMatch    []string `yaml:"must_match" json:"must_match,omitempty"`
 	MustNotMatch []string `yaml:"must_not_match" json:"must_not_match,omitempty"`
-	// Bounds on the answer's length in characters and approximate tokens
-	// (characters/4); 0 means no bound.
+	// Bounds on the answer's length in characters and tokens: the spec's
+	// tokenizer's when it names one, else approximate (characters/4); 0
+	// means no bound.
 	MinChars  int `yaml:"min_chars" json:"min_chars,omitempty"`
 	MaxChars  int `yaml:"max_chars" json:"max_chars,omitempty"`
 	MinTokens int `yaml:"min_tokens" json:"min_tokens,omitempty"`
