@@ -120,7 +120,7 @@ func (o *Options) sizes() sizes {
 	if o.Small {
 		return sizes{calls: 120, corpus: 200, preEpochs: 1, sftEpochs: 2, fullEpochs: 1, evalN: 8, canary: 40, benchN: 4}
 	}
-	return sizes{calls: 400, corpus: 1200, preEpochs: 1, sftEpochs: 10, fullEpochs: 5, evalN: 40, canary: 200, benchN: 8}
+	return sizes{calls: 400, corpus: 1200, preEpochs: 1, sftEpochs: 9, fullEpochs: 5, evalN: 40, canary: 200, benchN: 8}
 }
 
 // Run runs the quick start. With Options.Serve it keeps serving until ctx

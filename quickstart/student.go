@@ -149,7 +149,7 @@ func (q *run) trainStudents(ctx context.Context) error {
 // learnt the answer's format but not the labels (35% field accuracy), and a
 // learning rate high enough to move B diverged through A. A large alpha with
 // a small learning rate is LoRA+'s fast-B, slow-A recipe, and it learns the
-// labels (75–81% field accuracy over five quick starts, against 76–83% for
+// labels (75–86% field accuracy over six quick starts, against 76–83% for
 // full fine-tuning; docs/benchmarks.md has the sweep).
 var tinyLoRA = train.LoRA{Rank: 16, Alpha: 512}
 
