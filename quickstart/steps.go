@@ -87,7 +87,7 @@ func (q *run) replay(ctx context.Context) error {
 	var wrong, invalid, down, up atomic.Int64
 	bar := newProgress(q.o.Progress, len(tickets), "app calls")
 	t0 := time.Now()
-	err := parallel(ctx, len(tickets), 8, func(ctx context.Context, i int) error {
+	err := parallel(ctx, len(tickets), 16, func(ctx context.Context, i int) error {
 		t := tickets[i]
 		r, err := q.stack.chat(ctx, ticketRequest(Route, t), []string{"quickstart", "support", "prod"},
 			map[string]string{"app": "helpdesk", "quickstart_run": q.runID})
@@ -328,7 +328,7 @@ func (q *run) canary(ctx context.Context) error {
 	var mu sync.Mutex
 	by := map[string]*tally{}
 	bar := newProgress(q.o.Progress, len(tickets), "canary calls")
-	err = parallel(ctx, len(tickets), 8, func(ctx context.Context, i int) error {
+	err = parallel(ctx, len(tickets), 16, func(ctx context.Context, i int) error {
 		t := tickets[i]
 		r, err := q.stack.chat(ctx, ticketRequest(Route, t), []string{"quickstart", "support", "canary"}, map[string]string{"app": "helpdesk"})
 		if err != nil {
