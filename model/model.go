@@ -175,10 +175,26 @@ func RandomConfig() Config {
 // (config.json and model.safetensors, float32): weights ~ N(0, 0.02), norms
 // near 1, biases small; the same seed gives the same bytes.
 func WriteRandom(dir string, cfg Config, seed uint64) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("write random model: %w", err)
-	}
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	return WriteWeights(dir, cfg, safetensors.F32, func(spec TensorSpec, v []float32) {
+		norm := strings.HasSuffix(spec.Name, "norm.weight")
+		for i := range v {
+			if norm {
+				v[i] = 1 + 0.1*float32(r.NormFloat64())
+			} else {
+				v[i] = 0.02 * float32(r.NormFloat64())
+			}
+		}
+	})
+}
+
+// WriteWeights writes a model of config cfg to dir: config.json, and
+// model.safetensors in dtype with every tensor of cfg.Tensors(), in order,
+// filled by fill (v is zeroed, with spec's element count).
+func WriteWeights(dir string, cfg Config, dtype safetensors.DType, fill func(spec TensorSpec, v []float32)) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("write model: %w", err)
+	}
 	var ts []safetensors.Tensor
 	for _, spec := range cfg.Tensors() {
 		n := 1
@@ -186,25 +202,15 @@ func WriteRandom(dir string, cfg Config, seed uint64) error {
 			n *= d
 		}
 		v := make([]float32, n)
-		norm := strings.HasSuffix(spec.Name, "norm.weight")
-		for i := range v {
-			switch {
-			case norm:
-				v[i] = 1 + 0.1*float32(r.NormFloat64())
-			case strings.HasSuffix(spec.Name, ".bias"):
-				v[i] = 0.02 * float32(r.NormFloat64())
-			default:
-				v[i] = 0.02 * float32(r.NormFloat64())
-			}
-		}
-		t, err := safetensors.Float32Tensor(spec.Name, safetensors.F32, spec.Shape, v)
+		fill(spec, v)
+		t, err := safetensors.Float32Tensor(spec.Name, dtype, spec.Shape, v)
 		if err != nil {
 			return err
 		}
 		ts = append(ts, t)
 	}
 	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), ts, map[string]string{"format": "pt"}); err != nil {
-		return fmt.Errorf("write random model: %w", err)
+		return fmt.Errorf("write model: %w", err)
 	}
 	b, err := json.MarshalIndent(cfg.HFConfig(), "", "  ")
 	if err != nil {

@@ -486,17 +486,8 @@ func engineServing(hourly, tps float64) pricing.Price {
 // 0.02-sized embeddings a 64-wide model's logits could never move far from
 // uniform, whatever the adapter learns.
 func writeTinyModel(dir string, cfg model.Config, seed uint64) error {
-	if err := model.WriteRandom(dir, cfg, seed); err != nil { // config.json, and the tensor layout
-		return err
-	}
 	r := rand.New(rand.NewPCG(seed, 0x7191))
-	var ts []safetensors.Tensor
-	for _, spec := range cfg.Tensors() {
-		n := 1
-		for _, d := range spec.Shape {
-			n *= d
-		}
-		v := make([]float32, n)
+	return model.WriteWeights(dir, cfg, safetensors.F32, func(spec model.TensorSpec, v []float32) {
 		std := 0.25
 		switch {
 		case strings.HasSuffix(spec.Name, "norm.weight"):
@@ -513,11 +504,5 @@ func writeTinyModel(dir string, cfg model.Config, seed uint64) error {
 				v[i] = float32(std * r.NormFloat64())
 			}
 		}
-		t, err := safetensors.Float32Tensor(spec.Name, safetensors.F32, spec.Shape, v)
-		if err != nil {
-			return err
-		}
-		ts = append(ts, t)
-	}
-	return safetensors.Write(filepath.Join(dir, "model.safetensors"), ts, map[string]string{"format": "pt"})
+	})
 }

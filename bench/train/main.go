@@ -137,23 +137,14 @@ func fail(err error) {
 }
 
 // writeRandom writes config.json and N(0, 0.02) weights (norms 1) in bf16
-// or f32; the tensors are generated one at a time.
+// or f32.
 func writeRandom(dir string, cfg model.Config, bf16 bool) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
 	r := rand.New(rand.NewPCG(1, 2))
 	dt := safetensors.F32
 	if bf16 {
 		dt = safetensors.BF16
 	}
-	var ts []safetensors.Tensor
-	for _, spec := range cfg.Tensors() {
-		n := 1
-		for _, d := range spec.Shape {
-			n *= d
-		}
-		v := make([]float32, n)
+	return model.WriteWeights(dir, cfg, dt, func(spec model.TensorSpec, v []float32) {
 		norm := strings.HasSuffix(spec.Name, "norm.weight")
 		for i := range v {
 			if norm {
@@ -162,20 +153,7 @@ func writeRandom(dir string, cfg model.Config, bf16 bool) error {
 				v[i] = 0.02 * float32(r.NormFloat64())
 			}
 		}
-		t, err := safetensors.Float32Tensor(spec.Name, dt, spec.Shape, v)
-		if err != nil {
-			return err
-		}
-		ts = append(ts, t)
-	}
-	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), ts, map[string]string{"format": "pt"}); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(cfg.HFConfig(), "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644)
+	})
 }
 
 // memoryWatch polls nvidia-smi's used memory (the whole device: XLA's pool
