@@ -223,7 +223,12 @@ func (q *run) train(ctx context.Context, what string, cfg train.Config) (*train.
 	if q.o.Progress != nil && !isTerminal(q.o.Progress) { // a terminal gets train's own bar
 		fmt.Fprintf(q.o.Progress, "  %s ...\n", what)
 	}
-	job, err := train.Run(ctx, cfg, train.Options{Logger: q.log, Progress: q.o.Progress})
+	return runJob(ctx, what, cfg, train.Options{Logger: q.log, Progress: q.o.Progress})
+}
+
+// runJob runs one training job and insists that it trained.
+func runJob(ctx context.Context, what string, cfg train.Config, opts train.Options) (*train.Job, error) {
+	job, err := train.Run(ctx, cfg, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
@@ -243,14 +248,7 @@ func (q *run) trainQuiet(ctx context.Context, what string, cfg train.Config, bar
 			done = step
 		}
 	})}
-	job, err := train.Run(ctx, cfg, train.Options{Logger: q.log, Store: store})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	if len(job.Train) == 0 {
-		return nil, fmt.Errorf("%s: no training steps ran", what)
-	}
-	return job, nil
+	return runJob(ctx, what, cfg, train.Options{Logger: q.log, Store: store})
 }
 
 // jobProgress is a train.JobStore that only reports the job's step.
