@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
 )
 
 // Cache keeps finished judge verdicts and teacher samples by content hash,
@@ -47,15 +47,37 @@ func OpenCache(path string) (*SQLiteCache, error) {
 	db.SetConnMaxLifetime(0)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS judge_cache (
+	// Two stages of one build open the same file at once. While one
+	// connection switches the file to WAL, SQLite answers the other's first
+	// statement SQLITE_BUSY without waiting on busy_timeout, so the schema
+	// step is retried until the timeout.
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		_, err = db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS judge_cache (
 		key        TEXT PRIMARY KEY,
 		value      BLOB NOT NULL,
 		created_at INTEGER NOT NULL
-	) WITHOUT ROWID`); err != nil {
+	) WITHOUT ROWID`)
+		if !isBusy(err) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+			continue
+		}
+		break
+	}
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open judge cache %q: %w (is it a SQLite file?)", path, err)
 	}
 	return &SQLiteCache{db: db, path: path}, nil
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (any extended code).
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == 5
 }
 
 // Get implements Cache.
