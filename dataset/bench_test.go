@@ -41,11 +41,11 @@ func BenchmarkSpool(b *testing.B) {
 	r := store.RecordWithFeedback{Record: store.Record{Endpoint: "chat.completions", Request: benchReq, Response: benchResp}}
 	ex, _ := FromRecord(r)
 	var buf bytes.Buffer
-	w := &rowSpool{w: bufio.NewWriter(&buf)}
+	w := &rowSpool{w: &buf}
 	for b.Loop() {
 		buf.Reset()
 		w.put(ex)
-		w.w.Flush()
+		w.flush()
 		rd := &rowReader{r: bufio.NewReader(&buf)}
 		rd.next()
 	}

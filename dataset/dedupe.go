@@ -108,16 +108,9 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 	}
 	defer os.Remove(rowFile.Name())
 	defer rowFile.Close()
-	shFile, err := os.CreateTemp(d.dir, "foundry-dedupe-shingles-*.bin")
-	if err != nil {
-		return fmt.Errorf("dedupe spool: %w", err)
-	}
-	defer os.Remove(shFile.Name())
-	defer shFile.Close()
-	sh := &spool{f: shFile}
-
 	var (
 		norm     normalizer
+		norm2    normalizer // a candidate's
 		rows     = rowTable{dir: d.dir}
 		exact    = newExactIndex(d.dir)
 		bandIdx  = newBandIndex(d.dir)
@@ -137,8 +130,7 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 			bandIdx.release()
 		}
 	}()
-	bw := bufio.NewWriterSize(rowFile, 1<<20)
-	enc := &rowSpool{w: bw}
+	enc := &rowSpool{w: rowFile, r: rowFile}
 	better := func(a, b uint32) bool { // is row a better than row b?
 		ra, rb := rows.at(a), rows.at(b)
 		for _, s := range [2][2]float32{{ra.score, rb.score}, {ra.judge, rb.judge}} {
@@ -173,7 +165,8 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 		}
 		i := n
 		n++
-		if err := enc.put(ex); err != nil {
+		off, err := enc.put(ex)
+		if err != nil {
 			return fmt.Errorf("dedupe spool: %w", err)
 		}
 		s := float32(math.NaN())
@@ -185,7 +178,7 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 			js = float32(*ex.Meta.JudgeScore)
 		}
 		ri := rows.add()
-		*ri = rowInfo{leader: i, kind: kindLeader, score: s, judge: js, when: uint32(max(ex.Meta.CreatedAt.Unix(), 0))}
+		*ri = rowInfo{at: off, leader: i, kind: kindLeader, score: s, judge: js, when: uint32(max(ex.Meta.CreatedAt.Unix(), 0))}
 
 		h := norm.normalizeExample(ex, d.spec.Field)
 		var hAt slotRef
@@ -225,9 +218,12 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 				if seen {
 					continue
 				}
-				if other, err = sh.read(rows.at(c).shAt, other); err != nil {
+				cx, err := enc.at(rows.at(c).at)
+				if err != nil {
 					return fmt.Errorf("dedupe spool: %w", err)
 				}
+				norm2.normalizeExample(cx, d.spec.Field)
+				other = norm2.shingles(d.spec.Shingle)
 				if !sorted {
 					shingles, sorted = setOf(shingles), true
 				}
@@ -243,11 +239,6 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 				}
 				continue
 			}
-			off, err := sh.write(shingles)
-			if err != nil {
-				return fmt.Errorf("dedupe spool: %w", err)
-			}
-			ri.shAt = off<<24 | uint64(len(shingles))
 			for b, k := range keys {
 				if found[b] {
 					bandIdx.putIfAbsent(k, i) // present: only grows the table when due, as before
@@ -263,7 +254,7 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := bw.Flush(); err != nil {
+	if err := enc.flush(); err != nil {
 		return fmt.Errorf("dedupe spool: %w", err)
 	}
 	// What the per-row state cost, for the funnel (bench/dataset reports it per row).
@@ -313,7 +304,7 @@ func (d *dedupe) Run(ctx context.Context, in <-chan *Example, out *Out) error {
 	}
 	var later []pending
 
-	dec := &rowReader{r: bufio.NewReaderSize(rowFile, 1<<20)}
+	dec := &rowReader{r: bufio.NewReaderSize(&readOnce{f: rowFile}, 1<<20)}
 	for i := uint32(0); i < n; i++ {
 		ex, err := dec.next()
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/foundryhq/foundry/api"
@@ -92,22 +93,20 @@ func TestRowSpoolRoundTrip(t *testing.T) {
 	rows[0].Meta.Score, rows[0].Meta.Tags, rows[0].Meta.Metadata = &score, []string{"a", "b"}, map[string]string{"k": "v", "j": "w"}
 	rows[1].ParallelToolCalls = api.Ptr(false)
 	rows[2].Messages[0].Content = api.PartsContent(api.ContentPart{Type: "text", Text: "part"})
+	rows[3].Messages[0].Content = api.TextContent(strings.Repeat("longer than at's first read ", 400)) // 11 kB
 	path := t.TempDir() + "/spool"
 	f, _ := os.Create(path)
-	w := &rowSpool{w: bufio.NewWriter(f)}
+	w := &rowSpool{w: f, r: f}
+	var offs []int64
 	for _, ex := range rows {
-		if err := w.put(ex); err != nil {
-			t.Fatal(err)
-		}
-	}
-	w.w.Flush()
-	f.Seek(0, 0)
-	r := &rowReader{r: bufio.NewReader(f)}
-	for i, want := range rows {
-		got, err := r.next()
+		off, err := w.put(ex)
 		if err != nil {
 			t.Fatal(err)
 		}
+		offs = append(offs, off)
+	}
+	same := func(i int, want, got *Example) {
+		t.Helper()
 		wb, _ := json.Marshal(struct {
 			E api.FineTuneExample
 			M Meta
@@ -121,6 +120,30 @@ func TestRowSpoolRoundTrip(t *testing.T) {
 		if string(wb) != string(gb) {
 			t.Errorf("row %d:\n got  %s\n want %s", i, gb, wb)
 		}
+	}
+	// Read back by offset from memory, then from the file once written.
+	for _, written := range []bool{false, true} {
+		if written {
+			if err := w.flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := len(rows) - 1; i >= 0; i-- {
+			got, err := w.at(offs[i])
+			if err != nil {
+				t.Fatalf("written %v: row %d: %v", written, i, err)
+			}
+			same(i, rows[i], got)
+		}
+	}
+	f.Seek(0, 0)
+	r := &rowReader{r: bufio.NewReader(f)}
+	for i, want := range rows {
+		got, err := r.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		same(i, want, got)
 	}
 }
 

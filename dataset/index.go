@@ -2,10 +2,7 @@ package dataset
 
 import (
 	"encoding/binary"
-	"fmt"
-	"io"
 	"math/bits"
-	"os"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -212,7 +209,7 @@ func (x *bandIndex) insert(s uint64) {
 
 // rowInfo is what dedupe keeps per row: 32 bytes.
 type rowInfo struct {
-	shAt   uint64  // offset<<24 | count of a leader's shingles in the shingle spool
+	at     int64   // where the row is in the row spool
 	when   uint32  // created_at, Unix seconds
 	leader uint32  // the row that started its cluster (itself for a leader)
 	score  float32 // feedback score, NaN when none
@@ -259,47 +256,4 @@ func bandKey(b int, rows []uint32) uint64 {
 		p = binary.LittleEndian.AppendUint32(p, r)
 	}
 	return xxhash.Sum64(p)
-}
-
-// spool appends shingle sets to a file and reads them back by offset,
-// serving reads of the not yet flushed tail from memory.
-type spool struct {
-	f       *os.File
-	buf     []byte
-	flushed uint64 // bytes on disk
-	raw     []byte // read's buffer
-}
-
-func (s *spool) write(sh []uint64) (uint64, error) {
-	off := s.flushed + uint64(len(s.buf))
-	for _, x := range sh {
-		s.buf = binary.LittleEndian.AppendUint64(s.buf, x)
-	}
-	if len(s.buf) >= 1<<20 {
-		if _, err := s.f.Write(s.buf); err != nil {
-			return 0, err
-		}
-		s.flushed += uint64(len(s.buf))
-		s.buf = s.buf[:0]
-	}
-	return off, nil
-}
-
-// read returns the shingles stored at at (offset<<24 | count) into dst.
-func (s *spool) read(at uint64, dst []uint64) ([]uint64, error) {
-	off, n := at>>24, int(at&(1<<24-1))
-	if cap(s.raw) < 8*n {
-		s.raw = make([]byte, 8*n)
-	}
-	raw := s.raw[:8*n]
-	if off >= s.flushed {
-		copy(raw, s.buf[off-s.flushed:])
-	} else if _, err := s.f.ReadAt(raw, int64(off)); err != nil && err != io.EOF {
-		return dst, fmt.Errorf("read shingles at %d: %w", off, err)
-	}
-	dst = dst[:0]
-	for i := 0; i < n; i++ {
-		dst = append(dst, binary.LittleEndian.Uint64(raw[8*i:]))
-	}
-	return dst, nil
 }

@@ -2,29 +2,42 @@ package dataset
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"slices"
 	"time"
 
 	"github.com/foundryhq/foundry/api"
 )
 
-// rowSpool writes examples to a temporary file in a compact binary form and
-// reads them back in order. JSON through api's types costs ~25µs a row each
-// way, most of dedupe's time; this costs ~1µs. The form is private to one
-// build (written and read by the same binary), so it has no version.
+// rowSpool writes examples to a temporary file in a compact binary form:
+// rowReader reads them back in order, and at reads one back by the offset
+// put returned. JSON through api's types costs ~25µs a row each way, most of
+// dedupe's time; this costs ~1µs. The form is private to one build (written
+// and read by the same binary), so it has no version: each row is a 4-byte
+// little-endian length and the row.
 type rowSpool struct {
-	w   *bufio.Writer
-	buf []byte
+	w       io.Writer   // where full buffers go
+	r       io.ReaderAt // what at reads written rows back from (w's file)
+	buf     []byte      // rows not yet written to w
+	flushed int64       // bytes written to w
+	row     []byte      // at's buffer
 }
 
-func (s *rowSpool) put(ex *Example) error {
-	b := s.buf[:0]
+// spoolBuffer is how much rowSpool gathers before writing.
+const spoolBuffer = 1 << 20
+
+// put appends ex and returns its offset, for at.
+func (s *rowSpool) put(ex *Example) (int64, error) {
+	off := s.flushed + int64(len(s.buf))
+	start := len(s.buf)
+	b := append(s.buf, 0, 0, 0, 0) // the length, filled in below
 	b = binary.AppendVarint(b, ex.Seq)
 	b = appendStr(b, ex.Split)
 	m := &ex.Meta
@@ -68,7 +81,7 @@ func (s *rowSpool) put(ex *Example) error {
 		case msg.Content.Parts != nil:
 			pj, err := json.Marshal(msg.Content.Parts)
 			if err != nil {
-				return err
+				return 0, err
 			}
 			b = append(b, 2)
 			b = appendBytes(b, pj)
@@ -87,7 +100,7 @@ func (s *rowSpool) put(ex *Example) error {
 	if len(ex.Tools) > 0 {
 		tj, err := json.Marshal(ex.Tools)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		b = appendBytes(b, tj)
 	} else {
@@ -101,13 +114,60 @@ func (s *rowSpool) put(ex *Example) error {
 	default:
 		b = append(b, 1)
 	}
+	n := len(b) - start - 4
+	if n > math.MaxUint32 {
+		return 0, fmt.Errorf("row %s: %d bytes is too large to spool", ex.Meta.ID, n)
+	}
+	binary.LittleEndian.PutUint32(b[start:], uint32(n))
 	s.buf = b
-	var hdr [binary.MaxVarintLen64]byte
-	if _, err := s.w.Write(hdr[:binary.PutUvarint(hdr[:], uint64(len(b)))]); err != nil {
+	if len(s.buf) >= spoolBuffer {
+		return off, s.flush()
+	}
+	return off, nil
+}
+
+// flush writes the gathered rows to w.
+func (s *rowSpool) flush() error {
+	if len(s.buf) == 0 {
+		return nil
+	}
+	if _, err := s.w.Write(s.buf); err != nil {
 		return err
 	}
-	_, err := s.w.Write(b)
-	return err
+	s.flushed += int64(len(s.buf))
+	s.buf = s.buf[:0]
+	return nil
+}
+
+// at reads back the row put stored at off, from memory while it has not
+// been written yet.
+func (s *rowSpool) at(off int64) (*Example, error) {
+	if off >= s.flushed {
+		b := s.buf[off-s.flushed:]
+		if len(b) < 4 || uint64(len(b)-4) < uint64(binary.LittleEndian.Uint32(b)) {
+			return nil, errSpool
+		}
+		return decodeRow(b[4 : 4+binary.LittleEndian.Uint32(b)])
+	}
+	if cap(s.row) < 4096 {
+		s.row = make([]byte, 4096)
+	}
+	b := s.row[:cap(s.row)]
+	k, err := s.r.ReadAt(b, off)
+	if k < 4 {
+		return nil, fmt.Errorf("read spooled row at %d: %w", off, cmp.Or(err, errSpool))
+	}
+	n := int(binary.LittleEndian.Uint32(b))
+	if n+4 > k {
+		if cap(s.row) < n+4 {
+			s.row = make([]byte, n+4)
+		}
+		b = s.row[:n+4]
+		if _, err := s.r.ReadAt(b, off); err != nil {
+			return nil, fmt.Errorf("read spooled row at %d: %w", off, err)
+		}
+	}
+	return decodeRow(b[4 : 4+n])
 }
 
 func appendStr(b []byte, s string) []byte {
@@ -129,20 +189,26 @@ type rowReader struct {
 var errSpool = errors.New("spool row is damaged")
 
 func (s *rowReader) next() (*Example, error) {
-	n, err := binary.ReadUvarint(s.r)
-	if err != nil {
+	var hdr [4]byte
+	if _, err := io.ReadFull(s.r, hdr[:]); err != nil {
 		return nil, err
 	}
-	if uint64(cap(s.buf)) < n {
+	n := binary.LittleEndian.Uint32(hdr[:])
+	if uint32(cap(s.buf)) < n {
 		s.buf = make([]byte, n)
 	}
 	s.buf = s.buf[:n]
 	if _, err := io.ReadFull(s.r, s.buf); err != nil {
 		return nil, err
 	}
+	return decodeRow(s.buf)
+}
+
+// decodeRow decodes one row that rowSpool wrote.
+func decodeRow(b []byte) (*Example, error) {
 	// One string for the whole row: its strings are substrings of it, one
 	// allocation instead of one per field.
-	d := decoder{b: s.buf, s: string(s.buf)}
+	d := decoder{b: b, s: string(b)}
 	ex := &Example{}
 	ex.Seq = d.varint()
 	ex.Split = d.str()
@@ -282,4 +348,22 @@ func (d *decoder) u64() uint64 {
 	v := binary.LittleEndian.Uint64(d.b)
 	d.b = d.b[8:]
 	return v
+}
+
+// readOnce reads f from its current offset and discards what it has read
+// every 32 MiB, so that a spool replayed once gives its disk space and page
+// cache back as it goes (what the replay writes then reuses those pages).
+type readOnce struct {
+	f          *os.File
+	pos, freed int64
+}
+
+func (r *readOnce) Read(p []byte) (int, error) {
+	n, err := r.f.Read(p)
+	r.pos += int64(n)
+	if r.pos-r.freed >= 32<<20 {
+		discard(r.f, r.freed, r.pos-r.freed)
+		r.freed = r.pos
+	}
+	return n, err
 }
