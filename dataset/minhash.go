@@ -5,21 +5,22 @@ import (
 	"slices"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 )
 
-// normalizer lowercases text and turns punctuation and whitespace runs into
-// single spaces, reusing its buffers between rows.
+// normalizer reads text as its words: lowercased runs of letters and digits,
+// with everything else a break. It keeps only their hashes, reusing its
+// buffers between rows.
 type normalizer struct {
-	buf   []byte
-	words []uint64 // xxhash of each word of buf
+	words []uint64 // a hash of each word
 	sh    []uint64 // shingle hashes
-	start int      // start in buf of the word being read, or -1
 }
 
-// normalize fills n.buf with the normalised text and n.words with its word
-// hashes, and returns the exact-duplicate hash (never 0).
+// normalize fills n.words with the word hashes of s and returns the
+// exact-duplicate hash (never 0): two texts have the same one when they have
+// the same words, whatever the case, punctuation and spacing.
 func (n *normalizer) normalize(s string) uint64 {
 	n.reset()
 	n.feed(s)
@@ -66,57 +67,81 @@ func (n *normalizer) normalizeExample(ex *Example, field string) uint64 {
 }
 
 func (n *normalizer) reset() {
-	n.buf, n.words, n.start = n.buf[:0], n.words[:0], -1
+	n.words = n.words[:0]
 }
+
+// asciiFold maps an ASCII letter or digit to its lower case and anything
+// else to 0 (a word break).
+var asciiFold = func() (t [utf8.RuneSelf]byte) {
+	for c := range t {
+		switch {
+		case 'a' <= c && c <= 'z' || '0' <= c && c <= '9':
+			t[c] = byte(c)
+		case 'A' <= c && c <= 'Z':
+			t[c] = byte(c + 'a' - 'A')
+		}
+	}
+	return t
+}()
 
 // feed adds text; the end of each piece ends a word.
+//
+// Each word's hash is built as its folded bytes are read: they are shifted
+// into acc, which is folded into h every 8 bytes (no byte of a word is 0, so
+// a full acc is one whose top byte is set) and mixed at the word's end. No
+// normalised text is built.
 func (n *normalizer) feed(s string) {
+	const k = 0x9E3779B97F4A7C15
+	words := n.words
+	var acc, h uint64
+	in := false // inside a word
+	var enc [utf8.UTFMax]byte
 	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
+		var bs []byte // the folded bytes of the next character; nil for a break
+		if c := s[i]; c < utf8.RuneSelf {
 			i++
-			switch {
-			case 'a' <= c && c <= 'z' || '0' <= c && c <= '9':
-			case 'A' <= c && c <= 'Z':
-				c += 'a' - 'A'
-			default:
-				n.endWord()
+			f := asciiFold[c]
+			if f != 0 && in { // the common case: a word goes on
+				if acc = acc<<8 | uint64(f); acc>>56 != 0 {
+					h, acc = (h^acc)*k, 0
+				}
 				continue
 			}
-			n.startWord()
-			n.buf = append(n.buf, c)
+			if f != 0 {
+				enc[0] = f
+				bs = enc[:1]
+			}
+		} else {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			i += size
+			if unicode.IsLetter(r) || unicode.IsDigit(r) {
+				bs = utf8.AppendRune(enc[:0], unicode.ToLower(r))
+			}
+		}
+		if bs == nil {
+			if in {
+				words, in = append(words, mix64(h^acc)), false
+			}
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		i += size
-		if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
-			n.endWord()
-			continue
+		if !in {
+			in, acc, h = true, 0, k
 		}
-		n.startWord()
-		n.buf = utf8.AppendRune(n.buf, unicode.ToLower(r))
-	}
-	n.endWord()
-}
-
-func (n *normalizer) startWord() {
-	if n.start < 0 {
-		if len(n.buf) > 0 {
-			n.buf = append(n.buf, ' ')
+		for _, c := range bs {
+			if acc = acc<<8 | uint64(c); acc>>56 != 0 {
+				h, acc = (h^acc)*k, 0
+			}
 		}
-		n.start = len(n.buf)
 	}
+	if in {
+		words = append(words, mix64(h^acc))
+	}
+	n.words = words
 }
 
-func (n *normalizer) endWord() {
-	if n.start >= 0 {
-		n.words = append(n.words, xxhash.Sum64(n.buf[n.start:]))
-		n.start = -1
-	}
-}
-
+// finish hashes the word sequence.
 func (n *normalizer) finish() uint64 {
-	h := xxhash.Sum64(n.buf)
+	h := xxhash.Sum64(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(n.words))), 8*len(n.words)))
 	if h == 0 {
 		h = 1
 	}
