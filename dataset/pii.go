@@ -684,7 +684,7 @@ func findSecrets(s string, add func(string, int, int)) {
 		case 0:
 			continue
 		case 1:
-			if i == 0 || !wordChar(s[i-1]) {
+			if i+1 < len(s) && secretPairs.has(s[i], s[i+1]) && (i == 0 || !wordChar(s[i-1])) {
 				if j := matchSecretPrefix(s, i); j > 0 {
 					add(PIISecret, i, j)
 					i = j - 1
@@ -696,6 +696,29 @@ func findSecrets(s string, add func(string, int, int)) {
 			}
 		}
 	}
+}
+
+// secretPairs holds the first two bytes of the known prefixes.
+var secretPairs = func() (p pairSet) {
+	for _, x := range secretPrefixes {
+		p.add(x.prefix)
+	}
+	p.add("eyJ")
+	return p
+}()
+
+// pairSet is a set of byte pairs: which two bytes can start one of a few
+// strings, found with one load before the strings themselves are compared.
+type pairSet [1 << 16 / 64]uint64
+
+func (p *pairSet) add(s string) {
+	k := uint16(s[0])<<8 | uint16(s[1])
+	p[k/64] |= 1 << (k % 64)
+}
+
+func (p *pairSet) has(a, b byte) bool {
+	k := uint16(a)<<8 | uint16(b)
+	return p[k/64]&(1<<(k%64)) != 0
 }
 
 // secretClass marks the bytes findSecrets looks at: 1 starts a known

@@ -112,15 +112,23 @@ type validator struct {
 var refusalAnchors = [][]byte{[]byte("sorry"), []byte("can't"), []byte("cannot"), []byte("unable"), []byte("not able"),
 	[]byte("won't"), []byte("decline"), []byte("as an ai")}
 
+// anchorPairs holds the first two bytes of the anchors.
+var anchorPairs = func() (p pairSet) {
+	for _, a := range refusalAnchors {
+		p.add(string(a))
+	}
+	return p
+}()
+
 // hasAnchor reports whether head contains a refusal anchor, in one pass.
 func hasAnchor(head []byte) bool {
-	for i := 0; i < len(head); i++ {
-		switch head[i] {
-		case 's', 'c', 'u', 'n', 'w', 'd', 'a':
-			for _, a := range refusalAnchors {
-				if a[0] == head[i] && bytes.HasPrefix(head[i:], a) {
-					return true
-				}
+	for i := 0; i+1 < len(head); i++ {
+		if !anchorPairs.has(head[i], head[i+1]) {
+			continue
+		}
+		for _, a := range refusalAnchors {
+			if bytes.HasPrefix(head[i:], a) {
+				return true
 			}
 		}
 	}
