@@ -55,12 +55,11 @@ func appendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		if i += plainRun(s[i:]); i == len(s) {
+			break
+		}
 		b := s[i]
-		if b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' {
-				i++
-				continue
-			}
+		if b < utf8.RuneSelf { // a byte plainRun stopped at: escape it
 			dst = append(dst, s[start:i]...)
 			switch b {
 			case '\\', '"':

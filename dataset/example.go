@@ -524,6 +524,9 @@ func (p *scanPlain) str() (string, bool) {
 	start := p.i + 1
 	ascii := true
 	for j := start; j < len(p.b); j++ {
+		if j += plainRun(p.b[j:]); j == len(p.b) {
+			break
+		}
 		switch c := p.b[j]; {
 		case c == '"':
 			if !ascii && !utf8.Valid(p.b[start:j]) {
