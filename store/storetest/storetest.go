@@ -650,7 +650,7 @@ func testInvalidQuery(t *testing.T, open Open) {
 func testScan(t *testing.T, open Open) {
 	s := openStore(t, open)
 	ctx := context.Background()
-	const n = 1100 // several internal pages of any reasonable size
+	const n = 2600 // several internal pages of any reasonable size (SQLite reads 1024 at a time)
 	recs := make([]store.Record, n)
 	for i := range recs {
 		recs[i] = store.Record{ID: fmt.Sprintf("s-%04d", n-i), CreatedAt: base.Add(time.Duration(i/3) * time.Second), Route: []string{"a", "b"}[i%2]}
