@@ -61,13 +61,14 @@ const (
 // ends. The per-row state lives outside the Go heap in unlinked files in dir,
 // mapped shared (see offHeap), so it costs disk and page cache rather than
 // the process's own memory: 32 bytes of row state (cluster leader and best
-// row, scores, time, where its shingles are spooled), the exact-hash index
+// row, scores, time, where it is in the spool), the exact-hash index
 // (12 bytes a slot, ≈17 bytes a row at its 57–85% load), and for rows that
 // start a cluster one 8-byte LSH entry per band (12 bands at the default
 // threshold: ≈135 bytes) — about 185 bytes a row in all; bench/dataset
 // measures it. Near-duplicate candidates are verified by the exact Jaccard
-// similarity of their shingle sets, read back from a second spool file, so
-// LSH only decides which pairs are compared.
+// similarity of their shingle sets, the candidate's recomputed from its row
+// read back from the spool, so LSH only decides which pairs are compared.
+// The replay gives the spool's disk blocks back as it reads them.
 func Dedupe(spec DedupeSpec, dir string) (Stage, error) {
 	spec = spec.withDefaults()
 	if spec.Threshold <= 0 || spec.Threshold > 1 {

@@ -47,10 +47,10 @@ func OpenCache(path string) (*SQLiteCache, error) {
 	db.SetConnMaxLifetime(0)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// Two stages of one build open the same file at once. While one
-	// connection switches the file to WAL, SQLite answers the other's first
-	// statement SQLITE_BUSY without waiting on busy_timeout, so the schema
-	// step is retried until the timeout.
+	// Two processes (two builds, or a build and foundry eval) may open the
+	// same file at once. While one connection switches the file to WAL,
+	// SQLite answers the other's first statement SQLITE_BUSY without waiting
+	// on busy_timeout, so the schema step is retried until the timeout.
 	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
 		_, err = db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS judge_cache (
 		key        TEXT PRIMARY KEY,

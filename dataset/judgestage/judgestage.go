@@ -52,6 +52,8 @@ type Options struct {
 	Prices  *pricing.Table // nil: pricing.New(nil)
 	Client  *http.Client   // nil: http.DefaultClient
 	Logger  *slog.Logger   // nil: discards
+
+	caches *caches // the build's open cache files (set by Plugins)
 }
 
 // JudgeConfig is the spec's judge: section.
@@ -169,6 +171,7 @@ func Plugins(o Options) map[string]dataset.Plugin {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	o.caches = &caches{}
 	var (
 		mu   sync.Mutex
 		last *JudgeConfig // the judge: section of the spec being built
@@ -259,6 +262,62 @@ func openCache(path string) (*judge.SQLiteCache, error) {
 		return nil, fmt.Errorf("judge cache: %w", err)
 	}
 	return judge.OpenCache(path)
+}
+
+// caches shares one open cache per file between the stages of a build
+// (judge: and best_of_n: use the same file by default), so a build holds one
+// connection to it instead of two racing to set it up.
+type caches struct {
+	mu   sync.Mutex
+	open map[string]*sharedCache
+}
+
+type sharedCache struct {
+	c     *judge.SQLiteCache
+	users int
+}
+
+// get opens path, or returns the build's open cache of it, with the
+// function that releases it: the last release closes the file. On a nil
+// caches (Options not made by Plugins) each call opens its own.
+func (cs *caches) get(path string) (*judge.SQLiteCache, func(), error) {
+	if cs == nil {
+		c, err := openCache(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, func() { c.Close() }, nil
+	}
+	key, err := filepath.Abs(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("judge cache: %w", err)
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	sc := cs.open[key]
+	if sc == nil {
+		c, err := openCache(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		sc = &sharedCache{c: c}
+		if cs.open == nil {
+			cs.open = map[string]*sharedCache{}
+		}
+		cs.open[key] = sc
+	}
+	sc.users++
+	var once sync.Once
+	return sc.c, func() {
+		once.Do(func() {
+			cs.mu.Lock()
+			defer cs.mu.Unlock()
+			if sc.users--; sc.users == 0 {
+				sc.c.Close()
+				delete(cs.open, key)
+			}
+		})
+	}, nil
 }
 
 // micro converts dollars to the funnel's integer micro-dollars.

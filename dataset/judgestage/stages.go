@@ -66,11 +66,11 @@ func newJudgeStage(o Options, c JudgeConfig) (*judgeStage, error) {
 func (s *judgeStage) Name() string { return "judge" }
 
 func (s *judgeStage) Run(ctx context.Context, in <-chan *dataset.Example, out *dataset.Out) error {
-	cache, err := openCache(s.e.cache)
+	cache, release, err := s.o.caches.get(s.e.cache)
 	if err != nil {
 		return err
 	}
-	defer cache.Close()
+	defer release()
 	j, err := judge.New(judge.Options{Chatter: s.o.chatter(s.e, "judge,dataset"), Model: s.c.Model, Cache: cache,
 		Concurrency: s.c.Concurrency, Seed: s.c.Seed, MaxTokens: s.c.MaxTokens, Prices: s.o.Prices, Logger: s.o.Logger})
 	if err != nil {
@@ -254,11 +254,11 @@ func newBestOfNStage(o Options, c BestOfNConfig) (*bestOfNStage, error) {
 func (s *bestOfNStage) Name() string { return "best_of_n" }
 
 func (s *bestOfNStage) Run(ctx context.Context, in <-chan *dataset.Example, out *dataset.Out) error {
-	cache, err := openCache(s.e.cache)
+	cache, release, err := s.o.caches.get(s.e.cache)
 	if err != nil {
 		return err
 	}
-	defer cache.Close()
+	defer release()
 	j, err := judge.New(judge.Options{Chatter: s.o.chatter(s.e, "judge,dataset"), Model: s.c.JudgeModel, Cache: cache,
 		Concurrency: s.c.Concurrency, Seed: s.c.Seed, Prices: s.o.Prices, Logger: s.o.Logger})
 	if err != nil {
