@@ -47,6 +47,7 @@ func (s Selection) Query() store.Query {
 func (s Selection) scanQuery() (store.Query, func(r *store.RecordWithFeedback) string) {
 	q := s.Query()
 	q.Status = ""
+	q.Lean = true // FromRecord and the residual filter read no other field
 	var routes, models, providers []string
 	if len(q.Routes) > 1 {
 		routes, q.Routes = q.Routes, nil

@@ -132,6 +132,13 @@ type Query struct {
 	User         string
 	Cursor       string // opaque, from Page.NextCursor
 	Limit        int    // page size; 0 means 50, capped at 1000
+
+	// Lean lets ScanRecords leave out what a dataset build does not read:
+	// its records then need carry only ID, CreatedAt, Endpoint, Route,
+	// Provider, Model, Status, Error, Request, Response, Tags, Metadata and
+	// the latest feedback (nil when none) with its Score; the other fields
+	// may be zero. A store may ignore it. ListRecords and GetRecord do.
+	Lean bool
 }
 
 // Page is one page of records, newest first.

@@ -113,6 +113,11 @@ const recordColumns = `SELECT r.id, r.created_at, r.project, r.key_id, r.endpoin
 	r.metadata, r.parent_id, r.attempts, f.seq, f.score, f.label, f.comment, f.created_at
 `
 
+// leanColumns are what ScanRecords reads for a Lean query (see store.Query).
+const leanColumns = `SELECT r.id, r.created_at, r.endpoint, r.route, r.provider, r.model, r.status, r.error,
+	r.request, r.response, r.tags, r.metadata, f.seq, f.score
+`
+
 const latestFeedback = `LEFT JOIN feedback f ON f.seq = (SELECT seq FROM feedback WHERE request_id = r.id ORDER BY created_at DESC, seq DESC LIMIT 1)
 `
 
@@ -123,7 +128,7 @@ func (db *DB) GetRecord(ctx context.Context, id string) (store.RecordWithFeedbac
 	if err != nil {
 		return store.RecordWithFeedback{}, fmt.Errorf("get record %q: %w", id, err)
 	}
-	recs, err := scanRows(rows)
+	recs, err := scanRows(rows, false)
 	if err != nil {
 		return store.RecordWithFeedback{}, fmt.Errorf("get record %q: %w", id, err)
 	}
@@ -154,7 +159,7 @@ func (db *DB) ListRecords(ctx context.Context, q store.Query) (store.Page, error
 	if err != nil {
 		return store.Page{}, fmt.Errorf("list records: %w", err)
 	}
-	recs, err := scanRows(rows)
+	recs, err := scanRows(rows, false)
 	if err != nil {
 		return store.Page{}, fmt.Errorf("list records: %w", err)
 	}
@@ -190,12 +195,16 @@ func (db *DB) ScanRecords(ctx context.Context, q store.Query, fn func(store.Reco
 		if after != nil {
 			w.add("("+w.at+", r.id) > (?, ?)", micros(after.CreatedAt), after.ID)
 		}
+		cols := recordColumns
+		if q.Lean {
+			cols = leanColumns
+		}
 		rows, err := db.r.QueryContext(ctx,
-			recordColumns+w.scanFrom()+latestFeedback+w.sql()+" ORDER BY "+w.at+", r.id LIMIT ?", append(w.args, scanPage)...)
+			cols+w.scanFrom()+latestFeedback+w.sql()+" ORDER BY "+w.at+", r.id LIMIT ?", append(w.args, scanPage)...)
 		if err != nil {
 			return fmt.Errorf("scan records: %w", err)
 		}
-		recs, err := scanRows(rows)
+		recs, err := scanRows(rows, q.Lean)
 		if err != nil {
 			return fmt.Errorf("scan records: %w", err)
 		}
@@ -424,7 +433,8 @@ func sortedKeys(m map[string]string) []string {
 }
 
 // scanRows reads every row of a recordColumns query and closes rows.
-func scanRows(rows *sql.Rows) ([]store.RecordWithFeedback, error) {
+// scanRows reads rows of recordColumns, or of leanColumns when lean.
+func scanRows(rows *sql.Rows, lean bool) ([]store.RecordWithFeedback, error) {
 	defer rows.Close()
 	var out []store.RecordWithFeedback
 	for rows.Next() {
@@ -437,11 +447,17 @@ func scanRows(rows *sql.Rows) ([]store.RecordWithFeedback, error) {
 			fScore            sql.NullFloat64
 			fLabel, fComment  sql.NullString
 			request, response []byte
+			err               error
 		)
-		err := rows.Scan(&r.ID, &created, &r.Project, &r.KeyID, &r.Endpoint, &r.Route, &r.Provider,
-			&r.Model, &r.Stream, &r.Status, &r.Error, &request, &response, &latency, &ttft,
-			&r.PromptTokens, &r.CompletionTokens, &r.UsageEstimated, &r.CostUSD, &r.User, &tags,
-			&meta, &r.ParentID, &r.Attempts, &fSeq, &fScore, &fLabel, &fComment, &fCreated)
+		if lean {
+			err = rows.Scan(&r.ID, &created, &r.Endpoint, &r.Route, &r.Provider, &r.Model, &r.Status, &r.Error,
+				&request, &response, &tags, &meta, &fSeq, &fScore)
+		} else {
+			err = rows.Scan(&r.ID, &created, &r.Project, &r.KeyID, &r.Endpoint, &r.Route, &r.Provider,
+				&r.Model, &r.Stream, &r.Status, &r.Error, &request, &response, &latency, &ttft,
+				&r.PromptTokens, &r.CompletionTokens, &r.UsageEstimated, &r.CostUSD, &r.User, &tags,
+				&meta, &r.ParentID, &r.Attempts, &fSeq, &fScore, &fLabel, &fComment, &fCreated)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("scan record: %w", err)
 		}
@@ -464,7 +480,10 @@ func scanRows(rows *sql.Rows) ([]store.RecordWithFeedback, error) {
 			}
 		}
 		if fSeq.Valid {
-			f := &store.Feedback{RequestID: r.ID, Label: fLabel.String, Comment: fComment.String, CreatedAt: fromMicros(fCreated.Int64)}
+			f := &store.Feedback{RequestID: r.ID, Label: fLabel.String, Comment: fComment.String}
+			if fCreated.Valid {
+				f.CreatedAt = fromMicros(fCreated.Int64)
+			}
 			if fScore.Valid {
 				f.Score = &fScore.Float64
 			}

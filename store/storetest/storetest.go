@@ -166,6 +166,12 @@ func normalize(r store.Record) store.Record {
 	return r
 }
 
+// leanFields keeps the fields a Lean scan must carry (see store.Query.Lean).
+func leanFields(r store.Record) store.Record {
+	return store.Record{ID: r.ID, CreatedAt: r.CreatedAt, Endpoint: r.Endpoint, Route: r.Route, Provider: r.Provider,
+		Model: r.Model, Status: r.Status, Error: r.Error, Request: r.Request, Response: r.Response, Tags: r.Tags, Metadata: r.Metadata}
+}
+
 func diffRecord(t *testing.T, got, want store.Record) {
 	t.Helper()
 	want = normalize(want)
@@ -243,6 +249,19 @@ func testRoundTrip(t *testing.T, open Open) {
 		t.Fatalf("ScanRecords(project acme) = %v, want [req-full]", idsOf(scanned))
 	}
 	diffRecord(t, scanned[0].Record, full)
+
+	// A Lean scan carries at least what a dataset build reads.
+	if err := s.AddFeedback(ctx, store.Feedback{RequestID: "req-full", Score: ptr(0.25), Label: "meh"}); err != nil {
+		t.Fatal(err)
+	}
+	lean := scanAll(t, s, store.Query{Project: "acme", Lean: true})
+	if len(lean) != 1 {
+		t.Fatalf("ScanRecords(project acme, lean) = %v, want [req-full]", idsOf(lean))
+	}
+	diffRecord(t, leanFields(lean[0].Record), leanFields(full))
+	if f := lean[0].Feedback; f == nil || f.Score == nil || *f.Score != 0.25 {
+		t.Errorf("lean scan: feedback %+v, want score 0.25", f)
+	}
 
 	// Extreme values survive too.
 	odd := store.Record{ID: "req-odd", CreatedAt: time.Date(1999, 12, 31, 23, 59, 59, 999999000, time.UTC),
