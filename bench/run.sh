@@ -6,7 +6,7 @@
 # move with what else the cores are doing.
 #
 #   bench/run.sh            # all
-#   bench/run.sh gateway    # one of: gateway store tokenizer engine dataset
+#   bench/run.sh gateway    # one of: gateway store tokenizer engine dataset judge
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=bench/out
@@ -34,4 +34,8 @@ fi
 if run dataset; then
   header dataset
   go run ./bench/dataset | tee "$out/dataset.txt"
+fi
+if run judge; then
+  header judge
+  go run ./bench/judge | tee "$out/judge.txt"
 fi

@@ -50,7 +50,7 @@ type Options struct {
 	// dataset.DefaultDataDir).
 	DataDir string
 	Prices  *pricing.Table // nil: pricing.New(nil)
-	Client  *http.Client   // nil: http.DefaultClient
+	Client  *http.Client   // nil: one for the build that keeps up to 256 idle connections to a host
 	Logger  *slog.Logger   // nil: discards
 
 	caches *caches // the build's open cache files (set by Plugins)
@@ -170,6 +170,14 @@ func Plugins(o Options) map[string]dataset.Plugin {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Client == nil {
+		// Judge and teacher calls go up to `concurrency` at a time to one
+		// host: keep that many connections open between calls (the default
+		// keeps 2, so most calls would open a new one, a TLS handshake each).
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 256
+		o.Client = &http.Client{Transport: t}
 	}
 	o.caches = &caches{}
 	var (
