@@ -355,13 +355,14 @@ func (d *decoder) u64() uint64 {
 // cache back as it goes (what the replay writes then reuses those pages).
 type readOnce struct {
 	f          *os.File
+	every      int64 // 0: 32 MiB
 	pos, freed int64
 }
 
 func (r *readOnce) Read(p []byte) (int, error) {
 	n, err := r.f.Read(p)
 	r.pos += int64(n)
-	if r.pos-r.freed >= 32<<20 {
+	if r.pos-r.freed >= cmp.Or(r.every, 32<<20) {
 		discard(r.f, r.freed, r.pos-r.freed)
 		r.freed = r.pos
 	}
