@@ -73,13 +73,26 @@ func TestNearDuplicateRecall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := make(chan *Example, len(pairs)*2)
+	// Every base, then unrelated rows, then every copy: the filler (more
+	// than the spool's buffer) makes the check of a copy against its base
+	// read the base back from the spool file, not from memory.
+	const fillers = 1500
+	in := make(chan *Example, len(pairs)*2+fillers)
+	var seq int64
+	send := func(id, text string) {
+		ex := &Example{Meta: Meta{ID: id}, Seq: seq}
+		ex.Messages = []api.Message{{Role: "user", Content: api.TextContent(text)}}
+		in <- ex
+		seq++
+	}
 	for i, p := range pairs {
-		for k, text := range []string{p.base, p.copy} {
-			ex := &Example{Meta: Meta{ID: fmt.Sprintf("p%d-%d", i, k)}, Seq: int64(2*i + k)}
-			ex.Messages = []api.Message{{Role: "user", Content: api.TextContent(text)}}
-			in <- ex
-		}
+		send(fmt.Sprintf("p%d-0", i), p.base)
+	}
+	for i := range fillers {
+		send(fmt.Sprintf("f%d", i), strings.Join(words(150), " "))
+	}
+	for i, p := range pairs {
+		send(fmt.Sprintf("p%d-1", i), p.copy)
 	}
 	close(in)
 	kept := map[string]bool{}
@@ -107,8 +120,13 @@ func TestNearDuplicateRecall(t *testing.T) {
 	if fpRate > 0.02 {
 		t.Errorf("false-positive rate %.2f at J < 0.7, want <= 0.02", fpRate)
 	}
-	if rep.Out+rep.dropped != int64(2*len(pairs)) {
-		t.Errorf("kept %d + dropped %d != %d rows", rep.Out, rep.dropped, 2*len(pairs))
+	if rep.Out+rep.dropped != int64(2*len(pairs)+fillers) {
+		t.Errorf("kept %d + dropped %d != %d rows", rep.Out, rep.dropped, 2*len(pairs)+fillers)
+	}
+	for i := range fillers {
+		if !kept[fmt.Sprintf("f%d", i)] {
+			t.Errorf("unrelated row f%d dropped", i)
+		}
 	}
 	if left, _ := os.ReadDir(dir); len(left) > 0 {
 		t.Errorf("dedupe left %d files in its dir, want none", len(left))
