@@ -63,15 +63,7 @@ type Judge struct {
 
 	mu       sync.Mutex
 	stats    Stats
-	inflight map[string]*flight // verdicts being asked for, by cache key
-}
-
-// flight is a verdict being asked for; callers wanting the same verdict
-// wait for it instead of paying for it again.
-type flight struct {
-	done chan struct{}
-	r    raw
-	err  error
+	inflight flights[raw] // verdicts being asked for, by cache key
 }
 
 // New returns a Judge.
@@ -92,7 +84,7 @@ func New(opts Options) (*Judge, error) {
 		opts.Logger = slog.Default()
 	}
 	return &Judge{chat: opts.Chatter, model: opts.Model, cache: opts.Cache, sem: make(chan struct{}, opts.Concurrency),
-		seed: opts.Seed, maxTok: opts.MaxTokens, prices: opts.Prices, log: opts.Logger, inflight: map[string]*flight{}}, nil
+		seed: opts.Seed, maxTok: opts.MaxTokens, prices: opts.Prices, log: opts.Logger}, nil
 }
 
 // Model returns the judge model's name.
@@ -349,36 +341,22 @@ func (j *Judge) ask(ctx context.Context, version, system, user, key, shape strin
 			return r, nil
 		}
 
-		j.mu.Lock()
-		f, waiting := j.inflight[key]
-		if !waiting {
-			f = &flight{done: make(chan struct{})}
-			j.inflight[key] = f
-		}
-		j.mu.Unlock()
-		if !waiting {
-			f.r, f.err = j.fresh(ctx, version, system, user, key, shape, parse)
-			j.mu.Lock()
-			delete(j.inflight, key)
-			j.mu.Unlock()
-			close(f.done)
-			return f.r, f.err
-		}
-		select {
-		case <-f.done:
-		case <-ctx.Done():
-			j.count(func(s *Stats) { s.Failed++ })
-			return raw{}, fmt.Errorf("judge %s (%s): %w", j.model, version, ctx.Err())
-		}
+		r, shared, err := j.inflight.do(ctx, key, func() (raw, error) {
+			return j.fresh(ctx, version, system, user, key, shape, parse)
+		})
 		switch {
-		case f.err == nil:
-			r = f.r
+		case !shared:
+			return r, err
+		case err == nil:
 			r.cached = true
 			j.count(func(s *Stats) { s.CacheHits++; s.Saved.Add(r.Usage) })
 			return r, nil
-		case errors.Is(f.err, ErrGarbage):
+		case errors.Is(err, ErrGarbage):
 			j.count(func(s *Stats) { s.Garbage++ })
-			return raw{}, f.err
+			return raw{}, err
+		case ctx.Err() != nil:
+			j.count(func(s *Stats) { s.Failed++ })
+			return raw{}, fmt.Errorf("judge %s (%s): %w", j.model, version, ctx.Err())
 		}
 		// The other caller failed (its context, an upstream error): ask again.
 	}

@@ -37,13 +37,7 @@ type Reference struct {
 
 	mu       sync.Mutex
 	stats    ReferenceStats
-	inflight map[string]*refFlight
-}
-
-type refFlight struct {
-	done chan struct{}
-	a    refAnswer
-	err  error
+	inflight flights[refAnswer]
 }
 
 // refAnswer is one reference answer, as cached.
@@ -73,7 +67,7 @@ func NewReference(o ReferenceOptions) (*Reference, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Reference{o: o, sem: make(chan struct{}, o.Concurrency), inflight: map[string]*refFlight{}}, nil
+	return &Reference{o: o, sem: make(chan struct{}, o.Concurrency)}, nil
 }
 
 // Model returns the reference model's name.
@@ -111,29 +105,15 @@ func (r *Reference) Answer(ctx context.Context, conversation []api.Message) (ans
 			r.hit()
 			return a.Message, true, nil
 		}
-		r.mu.Lock()
-		f, waiting := r.inflight[key]
-		if !waiting {
-			f = &refFlight{done: make(chan struct{})}
-			r.inflight[key] = f
-		}
-		r.mu.Unlock()
-		if !waiting {
-			f.a, f.err = r.fresh(ctx, conversation, key)
-			r.mu.Lock()
-			delete(r.inflight, key)
-			r.mu.Unlock()
-			close(f.done)
-			return f.a.Message, false, f.err
-		}
-		select {
-		case <-f.done:
-		case <-ctx.Done():
-			return api.Message{}, false, fmt.Errorf("judge: reference %s: %w", o.Model, ctx.Err())
-		}
-		if f.err == nil {
+		a, shared, err := r.inflight.do(ctx, key, func() (refAnswer, error) { return r.fresh(ctx, conversation, key) })
+		switch {
+		case !shared:
+			return a.Message, false, err
+		case err == nil:
 			r.hit()
-			return f.a.Message, true, nil
+			return a.Message, true, nil
+		case ctx.Err() != nil:
+			return api.Message{}, false, fmt.Errorf("judge: reference %s: %w", o.Model, ctx.Err())
 		}
 		// The other caller failed: ask again.
 	}
