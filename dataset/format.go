@@ -133,7 +133,7 @@ func ReadFile(ctx context.Context, path, format string, fn func(*Example, error)
 		return fmt.Errorf("import %s: unknown format %q (want one of %s)", path, format, strings.Join(Formats, ", "))
 	}
 	br := bufio.NewReaderSize(f, 1<<20)
-	var seq int64
+	rows := &fileRows{path: path, base: base, unit: "line", fn: fn}
 	for n := 1; ; n++ {
 		line, rerr := br.ReadBytes('\n')
 		if rerr != nil && rerr != io.EOF {
@@ -144,20 +144,7 @@ func ReadFile(ctx context.Context, path, format string, fn func(*Example, error)
 				return err
 			}
 			ex, derr := decode(t)
-			if ex == nil {
-				ex = &Example{}
-			}
-			ex.Meta.Source, ex.Meta.Line = path, n
-			if ex.Meta.ID == "" {
-				ex.Meta.ID = fmt.Sprintf("%s:%d", base, n)
-			}
-			if derr != nil {
-				derr = fmt.Errorf("line %d: %w", n, derr)
-			} else {
-				ex.Seq = seq
-				seq++
-			}
-			if err := fn(ex, derr); err != nil {
+			if err := rows.emit(n, ex, derr); err != nil {
 				return err
 			}
 		}
@@ -165,6 +152,33 @@ func ReadFile(ctx context.Context, path, format string, fn func(*Example, error)
 			return nil
 		}
 	}
+}
+
+// fileRows hands the rows read from one file to fn: each stamped with the
+// file and its line or row number (which also names a row without an id),
+// the readable ones numbered in order, an error prefixed with where it was.
+type fileRows struct {
+	path, base string
+	unit       string // "line" or "row"
+	seq        int64
+	fn         func(*Example, error) error
+}
+
+func (r *fileRows) emit(n int, ex *Example, err error) error {
+	if ex == nil {
+		ex = &Example{}
+	}
+	ex.Meta.Source, ex.Meta.Line = r.path, n
+	if ex.Meta.ID == "" {
+		ex.Meta.ID = fmt.Sprintf("%s:%d", r.base, n)
+	}
+	if err != nil {
+		err = fmt.Errorf("%s %d: %w", r.unit, n, err)
+	} else {
+		ex.Seq = r.seq
+		r.seq++
+	}
+	return r.fn(ex, err)
 }
 
 var lineDecoders = map[string]func([]byte) (*Example, error){
@@ -539,8 +553,8 @@ func readParquet(ctx context.Context, f *os.File, path, base string, fn func(*Ex
 	r := parquet.NewGenericReader[ParquetRow](f)
 	defer r.Close()
 	rows := make([]ParquetRow, 256)
+	out := &fileRows{path: path, base: base, unit: "row", fn: fn}
 	var n int
-	var seq int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -548,10 +562,7 @@ func readParquet(ctx context.Context, f *os.File, path, base string, fn func(*Ex
 		k, rerr := r.Read(rows)
 		for _, row := range rows[:k] {
 			n++
-			ex := &Example{Meta: Meta{Source: path, Line: n, ID: row.ID, Route: row.Route, Model: row.Model, Score: row.Score}}
-			if ex.Meta.ID == "" {
-				ex.Meta.ID = fmt.Sprintf("%s:%d", base, n)
-			}
+			ex := &Example{Meta: Meta{ID: row.ID, Route: row.Route, Model: row.Model, Score: row.Score}}
 			ex.Split = row.Split
 			if row.CreatedAt != "" {
 				ex.Meta.CreatedAt, _ = time.Parse(time.RFC3339Nano, row.CreatedAt)
@@ -563,16 +574,12 @@ func readParquet(ctx context.Context, f *os.File, path, base string, fn func(*Ex
 			if derr == nil && row.Tools != "" {
 				derr = json.Unmarshal([]byte(row.Tools), &ex.Tools)
 			}
-			if derr != nil {
-				derr = fmt.Errorf("row %d: %w", n, derr)
-			} else {
+			if derr == nil {
 				for i := range ex.Messages {
 					ex.Messages[i].Extra = nil
 				}
-				ex.Seq = seq
-				seq++
 			}
-			if err := fn(ex, derr); err != nil {
+			if err := out.emit(n, ex, derr); err != nil {
 				return err
 			}
 		}
@@ -619,7 +626,7 @@ func parquetColumns(s *parquet.Schema) (decode func([]byte) (*Example, error), c
 func readParquetColumns(ctx context.Context, f *os.File, path, base string, decode func([]byte) (*Example, error), fn func(*Example, error) error) error {
 	r := parquet.NewReader(f)
 	defer r.Close()
-	var seq int64
+	rows := &fileRows{path: path, base: base, unit: "row", fn: fn}
 	for n := 1; ; n++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -635,20 +642,7 @@ func readParquetColumns(ctx context.Context, f *os.File, path, base string, deco
 		if err == nil {
 			ex, err = decode(line)
 		}
-		if ex == nil {
-			ex = &Example{}
-		}
-		ex.Meta.Source, ex.Meta.Line = path, n
-		if ex.Meta.ID == "" {
-			ex.Meta.ID = fmt.Sprintf("%s:%d", base, n)
-		}
-		if err != nil {
-			err = fmt.Errorf("row %d: %w", n, err)
-		} else {
-			ex.Seq = seq
-			seq++
-		}
-		if err := fn(ex, err); err != nil {
+		if err := rows.emit(n, ex, err); err != nil {
 			return err
 		}
 	}
