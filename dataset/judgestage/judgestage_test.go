@@ -166,6 +166,15 @@ func build(t *testing.T, f *fake, dataDir, spec string) (*dataset.Built, error) 
 		Plugins: judgestage.Plugins(judgestage.Options{BaseURL: f.url, DataDir: dataDir})})
 }
 
+// buildFails runs a build that a planted upstream failure must stop, with
+// an error that says how to resume.
+func buildFails(t *testing.T, f *fake, dataDir, spec string) {
+	t.Helper()
+	if _, err := build(t, f, dataDir, spec); err == nil || !strings.Contains(err.Error(), "run the build again to resume") {
+		t.Fatalf("the planted failure: err = %v, want a failed build that says how to resume", err)
+	}
+}
+
 // rows reads every split of a built version.
 func rows(t *testing.T, b *dataset.Built) []api.FineTuneExample {
 	t.Helper()
@@ -394,9 +403,7 @@ judge: {model: gpt-4o-mini, min_score: 6, concurrency: %d}
 skip: [dedupe]
 `, src, concurrency)
 	f.failOn = 17
-	if _, err := build(t, f, dir, spec); err == nil || !strings.Contains(err.Error(), "run the build again to resume") {
-		t.Fatalf("the planted failure: err = %v, want a failed build that says how to resume", err)
-	}
+	buildFails(t, f, dir, spec)
 	f.mu.Lock()
 	firstCalls, firstAnswered := f.calls, len(f.answered)
 	f.mu.Unlock()
@@ -507,9 +514,7 @@ sources: [{file: testdata/rows.jsonl}]
 best_of_n: {model: gpt-4o, judge_model: gpt-4o-mini, n: 3, bar: 8, concurrency: 1}
 skip: [dedupe]
 `
-	if _, err := build(t, f, dir, spec); err == nil || !strings.Contains(err.Error(), "run the build again to resume") {
-		t.Fatalf("the planted failure: err = %v, want a failed build that says how to resume", err)
-	}
+	buildFails(t, f, dir, spec)
 	b, err := build(t, f, dir, spec)
 	if err != nil {
 		t.Fatal(err)
